@@ -1,0 +1,1 @@
+"""Python recipe files (imported as `detrun.recipes`); see `detrun.config.get_recipe`."""

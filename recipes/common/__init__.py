@@ -1,0 +1,1 @@
+"""Recipe pieces shared by the recipes: models, data, optimizer, schedules, trainer."""

@@ -1,0 +1,3 @@
+"""detrun: Python-native object detection and segmentation."""
+
+__version__ = "0.1.0"

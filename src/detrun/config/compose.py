@@ -1,0 +1,127 @@
+"""Command-line style overrides on recipes, with Hydra's grammar and semantics.
+
+`compose` gives a notebook exactly the tree ``python -m detrun`` resolves for the same
+arguments, without starting (or disturbing) a Hydra application.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import HydraException
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from .recipes import DEFAULT_RECIPE, get_recipe
+
+# Keys the command line adds next to the recipe: what to do, and that task's arguments.
+TASK_KEYS = {"task": "train", "dataset": None, "input": None, "output": None}
+RECIPE_GROUP = "recipe"
+_MISSING = object()
+
+
+class OverrideError(ValueError):
+    """An override names a key that doesn't exist, or can't be parsed."""
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Parse ``key=value`` strings with Hydra's override grammar."""
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as exc:
+        raise OverrideError(str(exc).splitlines()[0]) from exc
+
+
+def recipe_choice(overrides: Sequence[Override], default: str = DEFAULT_RECIPE) -> str:
+    """The recipe chosen by a ``recipe=NAME`` override, else `default`."""
+    for override in overrides:
+        if override.key_or_group == RECIPE_GROUP and not override.is_sweep_override():
+            return str(override.value())
+    return default
+
+
+def all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted key path in `cfg` (containers and leaves), e.g. ``model.backbone.depth``."""
+    keys = []
+    items = cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else enumerate(cfg)
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        keys.append(path)
+        if isinstance(value, (DictConfig, ListConfig)):
+            keys.extend(all_keys(value, path))
+    return keys
+
+
+def check_override_keys(cfg: DictConfig, overrides: Sequence[Override]) -> None:
+    """Raise OverrideError for an override that changes or deletes a key `cfg` lacks,
+    or adds (``+key``) one it already has. Sweep values are not looked at."""
+    for override in overrides:
+        key = override.key_or_group
+        if key == RECIPE_GROUP or key.startswith("hydra.") or key == "hydra":
+            continue
+        exists = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is not _MISSING
+        if override.type in (OverrideType.CHANGE, OverrideType.DEL) and not exists:
+            raise OverrideError(_missing_key_message(cfg, key))
+        if override.type == OverrideType.ADD and exists:
+            raise OverrideError(
+                f"'+{key}' adds a key, but '{key}' already exists: write '{key}=VALUE' to change it "
+                f"(or '++{key}=VALUE' to set it either way)."
+            )
+
+
+def _missing_key_message(cfg: DictConfig, key: str) -> str:
+    close = difflib.get_close_matches(key, all_keys(cfg), n=3, cutoff=0.5)
+    hint = f" Closest existing keys: {', '.join(close)}." if close else ""
+    return f"the recipe has no key '{key}'.{hint} Write '+{key}=VALUE' to add a new key."
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str] | Sequence[Override]) -> DictConfig:
+    """Apply command-line overrides to `cfg` in place and return it.
+
+    ``key=v`` changes an existing key, ``+key=v`` adds one, ``++key=v`` sets either way,
+    ``~key`` deletes. A missing key raises OverrideError naming the closest existing keys.
+    ``recipe=...`` is a group choice and is ignored here.
+    """
+    parsed = [o if isinstance(o, Override) else None for o in overrides]
+    if any(p is None for p in parsed):
+        parsed = parse_overrides(overrides)
+    for override in parsed:
+        if override.is_sweep_override():
+            raise OverrideError(
+                f"'{override.input_line}' is a sweep; run it with 'python -m detrun -m ...' "
+                "(compose builds a single config)."
+            )
+    check_override_keys(cfg, parsed)
+    for override in parsed:
+        key = override.key_or_group
+        if key == RECIPE_GROUP:
+            continue
+        if override.type == OverrideType.DEL:
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            with open_dict(node):
+                del node[leaf]
+            continue
+        value = override.value()
+        with open_dict(cfg):
+            OmegaConf.update(cfg, key, value, merge=True, force_add=override.type != OverrideType.CHANGE)
+    return cfg
+
+
+def base_config(recipe: str) -> DictConfig:
+    """The recipe plus the task keys, as Hydra composes it before overrides."""
+    return OmegaConf.merge(get_recipe(recipe), TASK_KEYS)
+
+
+def compose(recipe: str = DEFAULT_RECIPE, overrides: Sequence[str] = ()) -> DictConfig:
+    """Return what ``python -m detrun recipe=RECIPE *overrides`` would resolve, as a DictConfig.
+
+    Example::
+
+        cfg = compose("mask_rcnn_R50", overrides=["trainer.gpus=1", "optimizer.lr=0.01"])
+        model = instantiate(cfg.model)
+    """
+    parsed = parse_overrides(overrides)
+    cfg = base_config(recipe_choice(parsed, default=recipe))
+    return apply_overrides(cfg, parsed)
