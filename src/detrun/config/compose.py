@@ -13,6 +13,8 @@ from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from detrun.errors import UserError
+
 from .recipes import DEFAULT_RECIPE, get_recipe
 
 # Keys the command line adds next to the recipe: what to do, and that task's arguments.
@@ -21,7 +23,7 @@ RECIPE_GROUP = "recipe"
 _MISSING = object()
 
 
-class OverrideError(ValueError):
+class OverrideError(UserError, ValueError):
     """An override names a key that doesn't exist, or can't be parsed."""
 
 

@@ -12,10 +12,12 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from detrun.errors import UserError
+
 TARGET_KEY = "_target_"
 
 
-class InstantiationError(RuntimeError):
+class InstantiationError(UserError, RuntimeError):
     """Building a node failed; the message names the node's config path."""
 
 

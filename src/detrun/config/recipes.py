@@ -15,13 +15,14 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import detrun.recipes
+from detrun.errors import UserError
 
 RECIPES_DIR = Path(detrun.recipes.__file__).parent
 RECIPES_PACKAGE = "detrun.recipes"
 DEFAULT_RECIPE = "shapes_mask_rcnn"
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe name, path or file is wrong; the message says which and what to do."""
 
 
