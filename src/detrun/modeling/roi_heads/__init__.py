@@ -1,0 +1,16 @@
+"""ROI heads: pooling, box head and predictor, mask head, and the orchestrating StandardROIHeads."""
+from .base import ROIHeads
+from .box_head import FastRCNNConvFCHead
+from .fast_rcnn import FastRCNNOutputLayers
+from .mask_head import MaskRCNNConvUpsampleHead
+from .poolers import ROIPooler
+from .standard import StandardROIHeads
+
+__all__ = [
+    "ROIHeads",
+    "FastRCNNConvFCHead",
+    "FastRCNNOutputLayers",
+    "MaskRCNNConvUpsampleHead",
+    "ROIPooler",
+    "StandardROIHeads",
+]
