@@ -73,7 +73,8 @@ def check_override_keys(cfg: DictConfig, overrides: Sequence[Override]) -> None:
 
 
 def _missing_key_message(cfg: DictConfig, key: str) -> str:
-    close = difflib.get_close_matches(key, all_keys(cfg), n=3, cutoff=0.5)
+    candidates = [k for k in all_keys(cfg) if not k.endswith("._target_")]
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
     hint = f" Closest existing keys: {', '.join(close)}." if close else ""
     return f"the recipe has no key '{key}'.{hint} Write '+{key}=VALUE' to add a new key."
 

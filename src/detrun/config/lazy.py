@@ -89,7 +89,8 @@ def locate(path: str) -> Any:
             continue
         for attr in parts[split:]:
             if not hasattr(obj, attr):
-                raise ImportError(f"module '{module_name}' has no attribute '{attr}' (looking up '{path}')")
+                reason = f": {error}" if error else ""
+                raise ImportError(f"cannot import '{path}'{reason}")
             obj = getattr(obj, attr)
         return obj
     raise ImportError(f"cannot import '{path}': {error}")
@@ -115,6 +116,28 @@ def instantiate(node: Any, /, **overrides: Any) -> Any:
     if isinstance(node, (DictConfig, ListConfig)):
         node = OmegaConf.to_container(node, resolve=True)
     return _build(node, path="", overrides=overrides)
+
+
+def check_targets(node: Any, path: str = "") -> None:
+    """Import every ``_target_`` in `node` without calling anything.
+
+    Raises:
+        InstantiationError: naming the first target's config path and its import error.
+    """
+    if isinstance(node, (DictConfig, ListConfig)):
+        node = OmegaConf.to_container(node, resolve=False)
+    if isinstance(node, Mapping):
+        target = node.get(TARGET_KEY)
+        if isinstance(target, str):
+            try:
+                locate(target)
+            except ImportError as exc:
+                raise InstantiationError(f"{_join(path, TARGET_KEY)} = '{target}' can't be imported: {exc}") from exc
+        for key, value in node.items():
+            check_targets(value, _join(path, key))
+    elif isinstance(node, Sequence) and not isinstance(node, (str, bytes)):
+        for i, value in enumerate(node):
+            check_targets(value, f"{path}[{i}]")
 
 
 def _build(node: Any, path: str, overrides: Mapping[str, Any] | None = None) -> Any:

@@ -1,0 +1,1 @@
+"""The command-line edge: the Hydra app and the task table. No library logic lives here."""

@@ -1,0 +1,148 @@
+"""``python -m detrun``: the Hydra application.
+
+Registers the chosen recipes in Hydra's ConfigStore (group ``recipe``, global package),
+checks override keys up front so a typo gets a one-line answer, then lets Hydra compose,
+sweep (``-m``) and create run directories. The work itself is a library function per task.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from detrun.config.compose import (
+    RECIPE_GROUP,
+    TASK_KEYS,
+    base_config,
+    check_override_keys,
+    parse_overrides,
+)
+from detrun.config.lazy import check_targets
+from detrun.config.recipes import DEFAULT_RECIPE, is_recipe_path, list_recipes, recipe_file
+from detrun.errors import UserError
+
+from .tasks import TASKS, run_task
+
+APP_CONFIG = "detrun_app"
+# Hydra flags that take a value in the next argument.
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def _split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split `argv` into Hydra flags (with their values) and override strings."""
+    flags, overrides, takes_value = [], [], False
+    for arg in argv:
+        if takes_value or arg.startswith("-"):
+            flags.append(arg)
+            takes_value = arg in _FLAGS_WITH_VALUE
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def _store_name(choice: str) -> str:
+    """ConfigStore option name of a recipe: its own name, or a stable id for a file path."""
+    if not is_recipe_path(choice):
+        return choice
+    digest = hashlib.sha1(str(Path(choice).resolve()).encode()).hexdigest()[:10]
+    return f"file_{Path(choice).stem}_{digest}"
+
+
+def _help_template(recipes: list[str]) -> str:
+    keys = "\n".join(
+        f"  {k}"
+        for k in (
+            "task=train|eval|predict|check_data|show_data|doctor",
+            "trainer.max_iter=N  trainer.gpus=N  trainer.num_processes=N  trainer.amp=off|bf16|fp16",
+            "trainer.resume=true  optimizer.lr=X  model.weights=PATH",
+            "dataset=NAME (check_data/show_data)  input=PATH output=DIR (predict)",
+            "hydra.run.dir=DIR  (where the run writes; default outputs/DATE/TIME)",
+        )
+    )
+    return (
+        "detrun: train and evaluate detection models from Python recipes.\n\n"
+        "Usage: python -m detrun [recipe=NAME|PATH.py] [key=value ...] [+new.key=value] [-m sweep]\n\n"
+        f"Recipes (default {DEFAULT_RECIPE}):\n  " + "\n  ".join(recipes) + "\n\n"
+        f"Common keys:\n{keys}\n\n"
+        "Print a resolved recipe: python -m detrun recipe=NAME --cfg job\n"
+        "Sweep: python -m detrun -m optimizer.lr=0.01,0.02 trainer.max_iter=100,200\n"
+        "Hydra's own options: --hydra-help\n"
+    )
+
+
+def prepare(argv: Sequence[str]) -> list[str]:
+    """Check `argv`, register the recipes it selects, and return argv rewritten for Hydra.
+
+    Raises:
+        UserError: unknown recipe or task, or an override of a key the recipe doesn't have.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    flags, overrides = _split_argv(argv)
+    parsed = parse_overrides(overrides)
+    choices = [DEFAULT_RECIPE]
+    for i, override in enumerate(parsed):
+        if override.key_or_group == RECIPE_GROUP:
+            choices = [str(v) for v in override.sweep_iterator()] if override.is_sweep_override() else [str(override.value())]
+            overrides[i] = f"{RECIPE_GROUP}=" + ",".join(_store_name(c) for c in choices)
+        if override.key_or_group == "task":
+            tasks = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+            for task in tasks:
+                if task not in TASKS:
+                    raise UserError(f"unknown task '{task}'; choose one of: {', '.join(TASKS)}")
+
+    store = ConfigStore.instance()
+    for choice in choices:
+        recipe_file(choice)  # unknown names fail here, listing the available ones
+        cfg = base_config(choice)
+        check_override_keys(cfg, parsed)
+        store.store(group=RECIPE_GROUP, name=_store_name(choice), node=cfg, package="_global_")
+    app = {
+        "defaults": [{RECIPE_GROUP: DEFAULT_RECIPE}, "_self_"],
+        **TASK_KEYS,
+        "hydra": {
+            "help": {"app_name": "detrun", "template": _help_template(list_recipes())},
+            "job": {"chdir": False},
+        },
+    }
+    store.store(name=APP_CONFIG, node=app)
+    # Hydra's argparse wants every override after the flags.
+    return [*flags, *overrides]
+
+
+def _task_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    try:
+        check_targets(cfg)
+        run_task(cfg, run_dir)
+    except UserError as exc:
+        _fail(exc)
+
+
+def _fail(exc: BaseException) -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise exc
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``python -m detrun``; `argv` defaults to ``sys.argv[1:]``."""
+    import hydra
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        hydra_argv = prepare(argv)
+    except UserError as exc:
+        _fail(exc)
+    sys.argv = [sys.argv[0], *hydra_argv]
+    hydra.main(version_base="1.3", config_path=None, config_name=APP_CONFIG)(_task_main)()

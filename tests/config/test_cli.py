@@ -1,0 +1,76 @@
+"""The command line, run as users run it: ``python -m detrun ...`` in a subprocess."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from detrun.config import compose
+
+TOY = str(Path(__file__).parent / "recipes" / "toy.py")
+
+
+def run_cli(*args, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-m", "detrun", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_override_existing_and_new_key_writes_resolved_recipe(tmp_path):
+    result = run_cli(f"recipe={TOY}", "task=print_config", "optimizer.lr=0.5", "+trainer.note=hello",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    saved = OmegaConf.load(tmp_path / "recipe.yaml")
+    assert saved.optimizer.lr == 0.5 and saved.trainer.note == "hello"
+    assert saved.model.out_features == 4  # interpolation resolved
+
+
+def test_cfg_job_equals_compose():
+    overrides = ["optimizer.lr=0.25", "+trainer.extra=3", "trainer.max_iter=7"]
+    result = run_cli(f"recipe={TOY}", "--cfg", "job", *overrides)
+    assert result.returncode == 0, result.stderr
+    assert OmegaConf.create(result.stdout) == compose(TOY, overrides)
+
+
+def test_missing_key_is_a_short_error():
+    result = run_cli(f"recipe={TOY}", "trainer.max_iters=5")
+    assert result.returncode == 2
+    assert "trainer.max_iters" in result.stderr and "trainer.max_iter" in result.stderr
+    assert "+trainer.max_iters=" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_recipe_lists_available_ones():
+    result = run_cli("recipe=shapes_mask_rcn")
+    assert result.returncode == 2
+    assert "unknown recipe 'shapes_mask_rcn'" in result.stderr and "shapes_mask_rcnn" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_target_names_its_path(tmp_path):
+    result = run_cli(f"recipe={TOY}", "task=print_config", "model._target_=torch.nn.NoSuchLayer",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert "model._target_ = 'torch.nn.NoSuchLayer'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_task():
+    result = run_cli(f"recipe={TOY}", "task=dance")
+    assert result.returncode == 2 and "unknown task 'dance'" in result.stderr
+
+
+def test_multirun_sweep_writes_one_run_dir_per_combination(tmp_path):
+    result = run_cli(f"recipe={TOY}", "task=print_config", "-m", "optimizer.lr=0.1,0.2", "trainer.seed=1,2",
+                     f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    runs = sorted(tmp_path.glob("*/recipe.yaml"))
+    assert len(runs) == 4
+    combos = {(OmegaConf.load(p).optimizer.lr, OmegaConf.load(p).trainer.seed) for p in runs}
+    assert combos == {(0.1, 1), (0.1, 2), (0.2, 1), (0.2, 2)}
+
+
+def test_help_lists_recipes_and_keys():
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "shapes_mask_rcnn" in result.stdout and "trainer.max_iter" in result.stdout
