@@ -1,0 +1,16 @@
+"""Checkpoints: load any supported weight format into a model (detrun, Detectron2, torchvision)."""
+from .formats import ConvertedWeights, convert_checkpoint
+from .load import LoadReport, load_weights
+from .reading import CheckpointError, read_checkpoint
+from .safe_pickle import UnsafePickleError, safe_load_pickle
+
+__all__ = [
+    "CheckpointError",
+    "ConvertedWeights",
+    "LoadReport",
+    "UnsafePickleError",
+    "convert_checkpoint",
+    "load_weights",
+    "read_checkpoint",
+    "safe_load_pickle",
+]

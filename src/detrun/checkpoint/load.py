@@ -1,0 +1,154 @@
+"""`load_weights`: put any supported checkpoint into a model, reporting what did and didn't fit."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from .formats import convert_checkpoint
+from .model_layout import ModelLayout
+from .reading import CheckpointError, read_checkpoint
+
+# BatchNorm's step counter: absent from frozen norms and meaningless across runs, never reported.
+_COUNTER = "num_batches_tracked"
+_EXAMPLES = 5
+
+
+@dataclass
+class LoadReport:
+    """What `load_weights` did.
+
+    Attributes:
+        path, source: the file and what it was recognised as.
+        loaded: model keys that received a tensor.
+        missing: model keys the file has nothing for (they keep their initialisation).
+        unexpected: file keys (converted names) the model doesn't have.
+        mismatched: (key, file shape, model shape) of same-named tensors of different shapes (not loaded).
+        ignored: file keys deliberately skipped (ImageNet classifier, pixel statistics, ...).
+    """
+
+    path: str
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        """Human-readable summary and one row per module with problems (keys grouped as ``mod.{a,b}``)."""
+        total = len(self.loaded) + len(self.missing) + len(self.mismatched)
+        lines = [f"Loaded '{self.path}' ({self.source}): {len(self.loaded)} of {total} model tensors."]
+        rows = [("missing", k, "", "") for k in self.missing]
+        rows += [("unexpected", k, "", "") for k in self.unexpected]
+        rows += [("shape", k, str(tuple(a)), str(tuple(b))) for k, a, b in self.mismatched]
+        rows += [("ignored", k, "", "") for k in self.ignored]
+        grouped = _group_rows(rows)
+        if grouped:
+            width = max(len(r[1]) for r in grouped)
+            lines.append(f"  {'status':<10}  {'key':<{width}}  {'file shape':<18}  model shape")
+            lines += [f"  {s:<10}  {k:<{width}}  {a:<18}  {b}" for s, k, a, b in grouped]
+        return "\n".join(lines)
+
+
+def _group_rows(rows: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """Merge rows of the same status and module into one ``module.{leaf1,leaf2}`` row."""
+    groups: dict[tuple[str, str], list] = {}
+    for status, key, file_shape, model_shape in rows:
+        module, _, leaf = key.rpartition(".")
+        groups.setdefault((status, module), []).append((leaf, file_shape, model_shape))
+    merged = []
+    for (status, module), leaves in groups.items():
+        names = [leaf for leaf, _, _ in leaves]
+        leaf_text = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+        key = f"{module}.{leaf_text}" if module else leaf_text
+        merged.append((status, key, leaves[0][1], leaves[0][2]))
+    return merged
+
+
+def load_weights(model: nn.Module, path: str | Path, *, strict: bool = False, verbose: bool = True) -> LoadReport:
+    """Load a checkpoint of any supported format into `model` and print what fitted.
+
+    Formats: detrun checkpoints, Detectron2 (model-zoo `.pkl`, training `.pth`, Caffe2/MSRA
+    ImageNet `.pkl`), torchvision Faster/Mask R-CNN and ImageNet ResNets (see
+    `detrun.checkpoint.formats`). Nothing in the file is executed: torch files are read with
+    ``weights_only=True``, `.pkl` files with an unpickler that only builds numpy arrays.
+
+    Tensors whose shapes differ (e.g. a predictor for another number of classes) are skipped
+    and reported, so a detector can be fine-tuned on new classes from COCO weights. The
+    backbone's ResNet ("trunk") must however fit exactly when the file has weights for it.
+
+    Args:
+        model: the module to fill (in place).
+        path: the weights file.
+        strict: also fail on any missing, unexpected or shape-mismatched key.
+        verbose: print the report table.
+
+    Returns:
+        The `LoadReport`.
+
+    Raises:
+        CheckpointError: unreadable file (missing, wrong type, truncated, unsafe content), nothing
+            in it fits the model, the ResNet doesn't match (another depth or architecture), or
+            with `strict`, anything didn't fit. The message names the file and the keys.
+    """
+    model_state = model.state_dict()
+    converted = convert_checkpoint(read_checkpoint(path), model_state.keys(), path)
+    report = LoadReport(path=str(path), source=converted.source, ignored=list(converted.ignored),
+                        unexpected=list(converted.unknown))
+    to_load = {}
+    for key, value in converted.state_dict.items():
+        if key not in model_state:
+            if not key.endswith(_COUNTER):
+                report.unexpected.append(key)
+        elif tuple(value.shape) != tuple(model_state[key].shape):
+            report.mismatched.append((key, tuple(value.shape), tuple(model_state[key].shape)))
+        else:
+            to_load[key] = value
+    report.loaded = list(to_load)
+    report.missing = [k for k in model_state if k not in converted.state_dict and not k.endswith(_COUNTER)]
+    if verbose:
+        print(report.table(), file=sys.stdout, flush=True)
+    _check_fit(report, converted.state_dict, ModelLayout(model_state.keys(), path).trunk, strict)
+    model.load_state_dict(to_load, strict=False)
+    return report
+
+
+def _check_fit(report: LoadReport, file_state: dict, trunk: str | None, strict: bool) -> None:
+    """Raise CheckpointError when the file is for another architecture (see `load_weights`)."""
+    path = report.path
+    if not report.loaded:
+        raise CheckpointError(
+            f"weights file '{path}' ({report.source}) doesn't fit the model: none of its tensors match a model "
+            f"parameter by name and shape. File keys: {_examples(list(file_state) + report.unexpected)}; "
+            f"model keys: {_examples(report.missing)}"
+        )
+    problems = {
+        "missing": report.missing,
+        "unexpected": report.unexpected,
+        "shape-mismatched": [f"{k} (file {a} vs model {b})" for k, a, b in report.mismatched],
+    }
+    if strict:
+        bad = {kind: keys for kind, keys in problems.items() if keys}
+        if bad:
+            raise CheckpointError(f"weights file '{path}' doesn't fit the model exactly (strict): " + "; ".join(
+                f"{len(keys)} {kind} keys: {_examples(keys)}" for kind, keys in bad.items()))
+        return
+    if trunk is None or not any(k.startswith(trunk) for k in file_state):
+        return
+    bad = {kind: [k for k in keys if k.startswith(trunk)] for kind, keys in problems.items()}
+    bad = {kind: keys for kind, keys in bad.items() if keys}
+    if bad:
+        where = trunk.rstrip(".") or "the ResNet"
+        raise CheckpointError(
+            f"weights file '{path}' ({report.source}) has a different backbone than the model ({where}): "
+            + "; ".join(f"{len(keys)} {kind} keys: {_examples(keys)}" for kind, keys in bad.items())
+            + ". Is it for another ResNet depth or another architecture? Check model.backbone against the file."
+        )
+
+
+def _examples(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_EXAMPLES])
+    return shown + (f", ... ({len(keys) - _EXAMPLES} more)" if len(keys) > _EXAMPLES else "") if keys else "none"

@@ -1,0 +1,110 @@
+"""torchvision parameter names -> detrun (= Detectron2) names, and its class layout -> ours.
+
+torchvision's detection heads put background at class index 0 and regress a box for it;
+detrun (like Detectron2) has class logits [C foreground..., background] and C class-specific
+boxes. So `cls_score` rows move background from first to last and the background rows of
+`bbox_pred` and of the mask predictor are dropped.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .model_layout import ModelLayout
+
+_RESNET_RULES = [
+    (re.compile(r"^conv1\.weight$"), lambda m: "stem.conv1.weight"),
+    (re.compile(r"^bn1\.(\w+)$"), lambda m: f"stem.conv1.norm.{m[1]}"),
+    (re.compile(r"^layer(\d)\.(\d+)\.conv(\d)\.weight$"), lambda m: f"res{int(m[1]) + 1}.{m[2]}.conv{m[3]}.weight"),
+    (re.compile(r"^layer(\d)\.(\d+)\.bn(\d)\.(\w+)$"), lambda m: f"res{int(m[1]) + 1}.{m[2]}.conv{m[3]}.norm.{m[4]}"),
+    (re.compile(r"^layer(\d)\.(\d+)\.downsample\.0\.weight$"), lambda m: f"res{int(m[1]) + 1}.{m[2]}.shortcut.weight"),
+    (re.compile(r"^layer(\d)\.(\d+)\.downsample\.1\.(\w+)$"),
+     lambda m: f"res{int(m[1]) + 1}.{m[2]}.shortcut.norm.{m[3]}"),
+]
+# The ImageNet classifier has no counterpart in a detection backbone.
+_RESNET_IGNORED = re.compile(r"^fc\.")
+
+
+def resnet_key(key: str) -> str | None:
+    """torchvision ResNet name (``layer1.0.bn2.weight``) -> detrun name (``res2.0.conv2.norm.weight``),
+    or None if it isn't a ResNet trunk parameter."""
+    for pattern, rename in _RESNET_RULES:
+        match = pattern.match(key)
+        if match:
+            return rename(match)
+    return None
+
+
+def convert_torchvision_resnet(weights: dict[str, torch.Tensor], layout: ModelLayout):
+    """An ImageNet ResNet state dict (torchvision.models.resnet*) -> detrun names under the model's trunk.
+
+    Returns (state_dict, ignored keys, unknown keys).
+    """
+    trunk = layout.require_trunk("a torchvision ImageNet ResNet")
+    converted, ignored, unknown = {}, [], []
+    for key, value in weights.items():
+        new = resnet_key(key)
+        if new is not None:
+            converted[trunk + new] = value
+        elif _RESNET_IGNORED.match(key):
+            ignored.append(key)
+        else:
+            unknown.append(key)
+    return converted, ignored, unknown
+
+
+def convert_torchvision_detection(weights: dict[str, torch.Tensor], layout: ModelLayout):
+    """A torchvision Faster/Mask R-CNN state dict (``*rcnn_resnet50_fpn``) -> detrun names and class layout.
+
+    Handles both torchvision's current names (``rpn.head.conv.0.0``, ``mask_head.0.0``) and
+    the older ones (``rpn.head.conv``, ``mask_head.mask_fcn1``). Returns (state_dict, ignored, unknown).
+    """
+    trunk = layout.require_trunk("a torchvision detection model")
+    fpn_first = layout.fpn_first_level()
+    rpn = layout.prefix_of("objectness_logits.weight", default="proposal_generator.rpn_head.")
+    rules = [
+        (r"^backbone\.fpn\.inner_blocks\.(\d+)(?:\.0)?\.(weight|bias)$",
+         lambda m: f"backbone.fpn_lateral{int(m[1]) + fpn_first}.{m[2]}"),
+        (r"^backbone\.fpn\.layer_blocks\.(\d+)(?:\.0)?\.(weight|bias)$",
+         lambda m: f"backbone.fpn_output{int(m[1]) + fpn_first}.{m[2]}"),
+        (r"^backbone\.fpn\.extra_blocks\.(p6|p7)\.(weight|bias)$", lambda m: f"backbone.top_block.{m[1]}.{m[2]}"),
+        (r"^rpn\.head\.conv(?:\.0\.0)?\.(weight|bias)$", lambda m: f"{rpn}conv.{m[1]}"),
+        (r"^rpn\.head\.cls_logits\.(weight|bias)$", lambda m: f"{rpn}objectness_logits.{m[1]}"),
+        (r"^rpn\.head\.bbox_pred\.(weight|bias)$", lambda m: f"{rpn}anchor_deltas.{m[1]}"),
+        (r"^roi_heads\.box_head\.fc6\.(weight|bias)$", lambda m: f"roi_heads.box_head.fc1.{m[1]}"),
+        (r"^roi_heads\.box_head\.fc7\.(weight|bias)$", lambda m: f"roi_heads.box_head.fc2.{m[1]}"),
+        (r"^roi_heads\.box_predictor\.(cls_score|bbox_pred)\.(weight|bias)$",
+         lambda m: f"roi_heads.box_predictor.{m[1]}.{m[2]}"),
+        (r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$",
+         lambda m: f"roi_heads.mask_head.mask_fcn{int(m[1]) + 1}.{m[2]}"),
+        (r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$", lambda m: f"roi_heads.mask_head.mask_fcn{m[1]}.{m[2]}"),
+        (r"^roi_heads\.mask_predictor\.conv5_mask\.(weight|bias)$", lambda m: f"roi_heads.mask_head.deconv.{m[1]}"),
+        (r"^roi_heads\.mask_predictor\.mask_fcn_logits\.(weight|bias)$",
+         lambda m: f"roi_heads.mask_head.predictor.{m[1]}"),
+    ]
+    rules = [(re.compile(p), f) for p, f in rules]
+    converted, unknown = {}, []
+    for key, value in weights.items():
+        if key.startswith("backbone.body.") and resnet_key(key[len("backbone.body."):]) is not None:
+            converted[trunk + resnet_key(key[len("backbone.body."):])] = value
+            continue
+        for pattern, rename in rules:
+            match = pattern.match(key)
+            if match:
+                converted[rename(match)] = _to_detrun_class_layout(rename(match), value)
+                break
+        else:
+            unknown.append(key)
+    return converted, [], unknown
+
+
+def _to_detrun_class_layout(key: str, value: torch.Tensor) -> torch.Tensor:
+    if key.startswith("roi_heads.box_predictor.cls_score."):
+        # [bg, c1..cC] -> [c1..cC, bg]
+        return torch.cat([value[1:], value[:1]])
+    if key.startswith("roi_heads.box_predictor.bbox_pred."):
+        return value[4:]  # drop the background's 4 deltas
+    if key.startswith("roi_heads.mask_head.predictor."):
+        return value[1:]  # drop the background mask channel
+    return value
