@@ -1,0 +1,131 @@
+"""The one place that decides which backend runs an op.
+
+Backends:
+  "triton"       detrun's Triton kernels (`detrun.kernels`): CUDA tensors, or CPU tensors when
+                 the kernels were built under `TRITON_INTERPRET=1` (how the tests run them).
+  "torchvision"  torchvision's C++/CUDA ops, for the ops torchvision has (roi_align, nms).
+  "torch"        pure-PyTorch fallbacks in `detrun.ops`: every op, device and floating dtype.
+
+Choice for `backend=None`: the env var `DETRUN_OPS_BACKEND` if set (and not "auto"), else
+automatic: triton for CUDA tensors, torchvision for CPU tensors, then the next backend in that
+order which covers the op and dtype, ending at torch. A backend named explicitly (argument) that
+cannot run the input raises `OpsBackendError`; a backend named by the env var must be usable on
+the device (else `OpsBackendError`), but for an op or dtype it does not cover the automatic choice
+applies, so one env var can steer a whole model.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+from ..errors import UserError
+
+ENV_VAR = "DETRUN_OPS_BACKEND"
+BACKENDS = ("triton", "torchvision", "torch")
+
+# What each backend implements. torchvision computes fp16/bf16 in float32 (as its autocast
+# wrappers do), so it covers every floating dtype; Triton kernels cover the training dtypes.
+_HALF_AND_FLOAT = (torch.float16, torch.bfloat16, torch.float32)
+_ALL_FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_COVERAGE: dict[str, dict[str, tuple[torch.dtype, ...]]] = {
+    "roi_align": {"triton": _HALF_AND_FLOAT, "torchvision": _ALL_FLOAT, "torch": _ALL_FLOAT},
+    "nms": {"triton": _HALF_AND_FLOAT, "torchvision": _ALL_FLOAT, "torch": _ALL_FLOAT},
+    "batched_nms": {"triton": _HALF_AND_FLOAT, "torchvision": _ALL_FLOAT, "torch": _ALL_FLOAT},
+    "paste_masks": {"triton": _HALF_AND_FLOAT, "torch": _ALL_FLOAT},
+}
+OPS = tuple(_COVERAGE)
+_AUTO_ORDER = {"cuda": ("triton", "torchvision", "torch"), "cpu": ("torchvision", "torch")}
+
+
+class OpsBackendError(UserError, RuntimeError):
+    """A requested ops backend cannot run the given input here."""
+
+
+def _unavailable_reason(backend: str, device: torch.device) -> str | None:
+    """Why `backend` cannot run on `device` in this process, or None if it can."""
+    if backend == "torch":
+        return None
+    if backend == "torchvision":
+        return _torchvision_unavailable(device.type)
+    return _triton_unavailable(device.type)
+
+
+@functools.cache
+def _torchvision_unavailable(device_type: str) -> str | None:
+    try:
+        import torchvision  # noqa: F401
+        from torchvision.extension import _has_ops
+    except ImportError as e:
+        return f"torchvision is not importable ({e})"
+    if not _has_ops():
+        return "torchvision was installed without its C++ ops"
+    if device_type == "cuda" and torch.version.cuda is None:
+        return "this torch build has no CUDA"
+    return None
+
+
+@functools.cache
+def _triton_unavailable(device_type: str) -> str | None:
+    try:
+        from ... import kernels
+    except ImportError as e:
+        return f"Triton is not importable ({e}); install `triton` or use backend='torch'"
+    if device_type == "cpu" and not kernels.INTERPRETED:
+        return ("Triton runs CPU tensors only in interpreter mode: set TRITON_INTERPRET=1 before "
+                "detrun.kernels is first imported, or use backend='torch'/'torchvision' on CPU")
+    if device_type == "cuda" and not (kernels.INTERPRETED or torch.cuda.is_available()):
+        return "no CUDA device is available to Triton"
+    if device_type not in ("cpu", "cuda"):
+        return f"Triton kernels are not built for {device_type!r} tensors"
+    return None
+
+
+def _covers(op: str, backend: str, dtype: torch.dtype) -> bool:
+    return dtype in _COVERAGE[op].get(backend, ())
+
+
+def _check_name(name: str, source: str) -> str:
+    name = name.strip().lower()
+    if name not in BACKENDS:
+        raise OpsBackendError(f"{source}={name!r} is not an ops backend; use one of {BACKENDS}"
+                              + (" or 'auto'" if source == ENV_VAR else ""))
+    return name
+
+
+def automatic(op: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The backend `op` uses on `device`/`dtype` when neither argument nor env var chooses."""
+    for name in _AUTO_ORDER.get(device.type, ("torch",)):
+        if _covers(op, name, dtype) and _unavailable_reason(name, device) is None:
+            return name
+    return "torch"
+
+
+def select(op: str, tensor: torch.Tensor, backend: str | None = None) -> str:
+    """Backend name that runs `op` for `tensor` (its device and dtype decide).
+
+    `backend`: an explicit request ("triton" | "torchvision" | "torch") or None (env var, then
+    automatic). Raises OpsBackendError if an explicitly requested backend cannot run the input.
+    """
+    device, dtype = tensor.device, tensor.dtype
+    if backend is not None:
+        name = _check_name(backend, "backend")
+        if not _covers(op, name, dtype):
+            have = [b for b in BACKENDS if _covers(op, b, dtype)]
+            raise OpsBackendError(f"backend={name!r} has no {op} for {dtype} tensors; "
+                                  f"backends that do: {have}")
+        reason = _unavailable_reason(name, device)
+        if reason is not None:
+            raise OpsBackendError(f"backend={name!r} cannot run {op} on {device.type}: {reason}")
+        return name
+    env = os.environ.get(ENV_VAR, "").strip().lower()
+    if env and env != "auto":
+        name = _check_name(env, ENV_VAR)
+        reason = _unavailable_reason(name, device)
+        if reason is not None:
+            raise OpsBackendError(f"{ENV_VAR}={name!r} cannot run on {device.type}: {reason}; "
+                                  f"unset {ENV_VAR} to choose automatically")
+        if _covers(op, name, dtype):
+            return name
+    return automatic(op, device, dtype)
