@@ -1,7 +1,10 @@
 """Matcher: assign each prediction (anchor / proposal) to a ground-truth box by IoU."""
 from __future__ import annotations
 
+import math
+
 import torch
+from torch import Tensor
 
 
 class Matcher:
@@ -17,6 +20,7 @@ class Matcher:
         allow_low_quality_matches: also mark as positive, for every ground-truth box, the
             predictions that reach its highest IoU (ties included), even below the positive
             threshold; Faster R-CNN's RPN rule so that every gt gets at least one anchor.
+            Such a prediction keeps its best-IoU gt as match (as in both libraries).
     """
 
     def __init__(self, *, thresholds: list[float], labels: list[int], allow_low_quality_matches: bool = False):
@@ -26,11 +30,11 @@ class Matcher:
             raise ValueError(f"Matcher thresholds must be increasing, got {thresholds}")
         if any(label not in (-1, 0, 1) for label in labels):
             raise ValueError(f"Matcher labels must be in {{-1, 0, 1}}, got {labels}")
-        self.thresholds = [float(t) for t in thresholds]
+        self.thresholds = [-math.inf] + [float(t) for t in thresholds] + [math.inf]
         self.labels = list(labels)
         self.allow_low_quality_matches = allow_low_quality_matches
 
-    def __call__(self, match_quality_matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, match_quality_matrix: Tensor) -> tuple[Tensor, Tensor]:
         """Match predictions to ground truth.
 
         Args:
@@ -38,6 +42,23 @@ class Matcher:
 
         Returns:
             matches: int64 Tensor[P], index of the matched gt box for each prediction (0 if G == 0).
-            match_labels: int8 Tensor[P], the interval label (-1 ignore, 0 negative, 1 positive).
+            match_labels: int8 Tensor[P], the interval label (-1 ignore, 0 negative, 1 positive);
+                with no gt every prediction gets the lowest interval's label.
         """
-        raise NotImplementedError
+        num_gt, num_pred = match_quality_matrix.shape
+        device = match_quality_matrix.device
+        if num_gt == 0 or num_pred == 0:
+            matches = torch.zeros(num_pred, dtype=torch.int64, device=device)
+            match_labels = torch.full((num_pred,), self.labels[0], dtype=torch.int8, device=device)
+            return matches, match_labels
+
+        matched_vals, matches = match_quality_matrix.max(dim=0)
+        match_labels = torch.ones(num_pred, dtype=torch.int8, device=device)
+        for label, low, high in zip(self.labels, self.thresholds[:-1], self.thresholds[1:]):
+            match_labels.masked_fill_((matched_vals >= low) & (matched_vals < high), label)
+
+        if self.allow_low_quality_matches:
+            best_per_gt = match_quality_matrix.max(dim=1, keepdim=True).values
+            reaches_best = (match_quality_matrix == best_per_gt).any(dim=0)
+            match_labels.masked_fill_(reaches_best, 1)
+        return matches, match_labels

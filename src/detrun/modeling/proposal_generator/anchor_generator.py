@@ -1,10 +1,28 @@
 """Anchors: a fixed set of boxes centred on every feature-map cell of every level."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from detrun.structures import Boxes
+
+
+def _cell_anchors(sizes: list[float], aspect_ratios: list[float], round_anchors: bool) -> Tensor:
+    """Anchors centred at (0, 0), Tensor[len(sizes) * len(aspect_ratios), 4], size-major order.
+
+    A size s and ratio r = h / w give w = s / sqrt(r), h = s * sqrt(r) (area s^2).
+    """
+    anchors = []
+    for size in sizes:
+        for ratio in aspect_ratios:
+            w = size / math.sqrt(ratio)
+            h = size * math.sqrt(ratio)
+            anchors.append([-w / 2, -h / 2, w / 2, h / 2])
+    cell = torch.tensor(anchors, dtype=torch.float64)
+    # torchvision rounds its cell anchors to whole pixels; weights trained with it expect that.
+    return (cell.round() if round_anchors else cell).float()
 
 
 class DefaultAnchorGenerator(nn.Module):
@@ -12,7 +30,8 @@ class DefaultAnchorGenerator(nn.Module):
 
     Args:
         sizes: per level, anchor sizes in input pixels (sqrt of the anchor area), e.g.
-            ``[[32], [64], [128], [256], [512]]`` for an FPN.
+            ``[[32], [64], [128], [256], [512]]`` for an FPN. A single inner list is used for
+            every level.
         aspect_ratios: per level, height / width ratios; a single inner list is used for every
             level (``[[0.5, 1.0, 2.0]]``).
         strides: per level, the feature stride in input pixels, e.g. ``[4, 8, 16, 32, 64]``.
@@ -22,6 +41,9 @@ class DefaultAnchorGenerator(nn.Module):
         offset: anchor centres are at ``(i + offset) * stride``; 0.0 in Detectron2 and torchvision.
         round_anchors: round the cell anchors (centred at 0) to integer coordinates, as
             torchvision does; Detectron2 keeps them unrounded.
+
+    With one size per level, the anchor order (cell-major, then size, then ratio) is that of
+    both Detectron2 and torchvision.
     """
 
     def __init__(
@@ -34,18 +56,59 @@ class DefaultAnchorGenerator(nn.Module):
         round_anchors: bool = False,
     ):
         super().__init__()
-        raise NotImplementedError
+        num_levels = len(strides) if strides is not None else max(len(sizes), len(aspect_ratios))
+        sizes = _broadcast_levels(sizes, num_levels, "sizes")
+        aspect_ratios = _broadcast_levels(aspect_ratios, num_levels, "aspect_ratios")
+        self.strides = list(strides) if strides is not None else None
+        self.offset = float(offset)
+        self.round_anchors = round_anchors
+        cells = [_cell_anchors(s, r, round_anchors) for s, r in zip(sizes, aspect_ratios)]
+        # Not persistent: anchors are derived from the arguments, never loaded from a checkpoint.
+        for i, cell in enumerate(cells):
+            self.register_buffer(f"cell_anchors_{i}", cell, persistent=False)
+        self.num_levels = num_levels
 
     @property
     def num_anchors(self) -> list[int]:
         """Number of anchors per cell, per level."""
-        raise NotImplementedError
+        return [len(self.get_buffer(f"cell_anchors_{i}")) for i in range(self.num_levels)]
 
     def forward(self, features: list[Tensor], image_size: tuple[int, int] | None = None) -> list[Boxes]:
         """Anchors for each level: Boxes of (H_l * W_l * A_l) anchors, cell-major then anchor.
 
         Args:
-            features: one Tensor[N, C, H_l, W_l] per level (only shape/device/dtype are read).
+            features: one Tensor[N, C, H_l, W_l] per level (only the shape and device are read).
             image_size: padded input (H, W), needed only when `strides` is None.
+
+        Returns:
+            One float32 Boxes per level, shared by all images of the batch.
         """
-        raise NotImplementedError
+        if len(features) != self.num_levels:
+            raise ValueError(f"DefaultAnchorGenerator was built for {self.num_levels} levels, got {len(features)} feature maps")
+        anchors = []
+        for level, feature in enumerate(features):
+            grid_h, grid_w = feature.shape[-2:]
+            if self.strides is not None:
+                stride_h = stride_w = self.strides[level]
+            elif image_size is None:
+                raise ValueError("DefaultAnchorGenerator(strides=None) needs the padded image_size to infer strides")
+            else:
+                stride_h, stride_w = image_size[0] // grid_h, image_size[1] // grid_w
+            cell = self.get_buffer(f"cell_anchors_{level}")
+            device = cell.device
+            shift_x = (torch.arange(grid_w, device=device, dtype=torch.float32) + self.offset) * stride_w
+            shift_y = (torch.arange(grid_h, device=device, dtype=torch.float32) + self.offset) * stride_h
+            shift_y, shift_x = torch.meshgrid(shift_y, shift_x, indexing="ij")
+            shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=-1).reshape(-1, 1, 4)
+            anchors.append(Boxes((shifts + cell.view(1, -1, 4)).reshape(-1, 4)))
+        return anchors
+
+
+def _broadcast_levels(values: list[list[float]], num_levels: int, name: str) -> list[list[float]]:
+    """Repeat a single per-level list for every level; check the level count otherwise."""
+    values = [list(v) for v in values]
+    if len(values) == 1:
+        return values * num_levels
+    if len(values) != num_levels:
+        raise ValueError(f"DefaultAnchorGenerator: {name} has {len(values)} levels, expected 1 or {num_levels}")
+    return values

@@ -1,15 +1,26 @@
 """Box predictor: class scores and class-specific box deltas, their losses and inference."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
-from detrun.structures import Instances
+from detrun.ops import batched_nms, clip_boxes_to_image
+from detrun.structures import Boxes, Instances
 
-from ..box_regression import Box2BoxTransform
+from ..box_regression import Box2BoxTransform, box_regression_loss
 
 
 class FastRCNNOutputLayers(nn.Module):
     """Two linear layers: class logits (C + 1, background LAST) and box deltas (C * 4).
+
+    Losses: `loss_cls`, cross-entropy averaged over the sampled proposals; `loss_box_reg`, the
+    regression loss of the gt class's deltas summed over foreground proposals and divided by
+    the number of sampled proposals (Detectron2's normalization).
+
+    Inference (per image): softmax, decode every class's box, clip, keep scores >
+    `test_score_thresh`, drop small boxes, per-class NMS, keep the top `test_topk_per_image`:
+    the order of operations of both Detectron2 and torchvision.
 
     Args:
         in_channels: size of the box head's output features.
@@ -42,16 +53,99 @@ class FastRCNNOutputLayers(nn.Module):
         loss_weight: float | dict[str, float] = 1.0,
     ):
         super().__init__()
-        raise NotImplementedError
+        if box_reg_loss_type not in ("smooth_l1", "giou"):
+            raise ValueError(f"box_reg_loss_type must be 'smooth_l1' or 'giou', got '{box_reg_loss_type}'")
+        self.num_classes = num_classes
+        self.cls_score = nn.Linear(in_channels, num_classes + 1)
+        self.bbox_pred = nn.Linear(in_channels, 4 if cls_agnostic_bbox_reg else 4 * num_classes)
+        nn.init.normal_(self.cls_score.weight, std=0.01)
+        nn.init.normal_(self.bbox_pred.weight, std=0.001)
+        nn.init.zeros_(self.cls_score.bias)
+        nn.init.zeros_(self.bbox_pred.bias)
+        self.box2box_transform = box2box_transform
+        self.smooth_l1_beta = smooth_l1_beta
+        self.box_reg_loss_type = box_reg_loss_type
+        self.test_score_thresh = test_score_thresh
+        self.test_nms_thresh = test_nms_thresh
+        self.test_topk_per_image = test_topk_per_image
+        self.min_box_size = float(min_box_size)
+        if not isinstance(loss_weight, dict):
+            loss_weight = {"loss_cls": loss_weight, "loss_box_reg": loss_weight}
+        self.loss_weight = dict(loss_weight)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Tensor[R, in_channels] (or more dims, flattened) -> (scores [R, C+1], deltas [R, C*4])."""
-        raise NotImplementedError
+        """Tensor[R, in_channels] (or more dims, flattened) -> (logits [R, C+1], deltas [R, C*4 or 4])."""
+        x = x.flatten(1)
+        return self.cls_score(x), self.bbox_pred(x)
 
     def losses(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> dict[str, Tensor]:
-        """`loss_cls` (cross-entropy) and `loss_box_reg` (sum over foreground / number of proposals)."""
-        raise NotImplementedError
+        """`loss_cls` and `loss_box_reg` of sampled proposals.
+
+        Args:
+            predictions: this module's outputs for the proposals of all images, concatenated.
+            proposals: per image, sampled Instances with `proposal_boxes`, `gt_classes`
+                (C = background) and, for images with gt, `gt_boxes`.
+        """
+        logits, deltas = predictions
+        gt_classes = torch.cat([p.gt_classes for p in proposals])
+        proposal_boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])
+        # Images without gt carry no gt_boxes; their proposals are all background, never regressed.
+        gt_boxes = torch.cat([(p.gt_boxes if p.has("gt_boxes") else p.proposal_boxes).tensor for p in proposals])
+        num = max(gt_classes.numel(), 1)
+        # sum / max(n, 1) instead of mean: stays 0 (and in the graph) with no proposals at all.
+        loss_cls = F.cross_entropy(logits.float(), gt_classes, reduction="sum") / num
+
+        fg = torch.nonzero((gt_classes >= 0) & (gt_classes < self.num_classes)).squeeze(1)
+        if deltas.shape[1] == 4:
+            fg_deltas = deltas[fg]
+        else:
+            fg_deltas = deltas.view(-1, self.num_classes, 4)[fg, gt_classes[fg]]
+        loss_box_reg = box_regression_loss(
+            self.box2box_transform,
+            proposal_boxes[fg],
+            fg_deltas,
+            gt_boxes[fg],
+            loss_type=self.box_reg_loss_type,
+            smooth_l1_beta=self.smooth_l1_beta,
+        ) / num
+        return {
+            "loss_cls": loss_cls * self.loss_weight.get("loss_cls", 1.0),
+            "loss_box_reg": loss_box_reg * self.loss_weight.get("loss_box_reg", 1.0),
+        }
+
+    def predict_boxes(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> list[Tensor]:
+        """Decoded boxes per image, Tensor[R_i, K*4] (K = C, or 1 if class-agnostic)."""
+        _, deltas = predictions
+        proposal_boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])
+        boxes = self.box2box_transform.apply_deltas(deltas, proposal_boxes)
+        return list(boxes.split([len(p) for p in proposals]))
+
+    def predict_probs(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> list[Tensor]:
+        """Class probabilities per image, Tensor[R_i, C+1] (background last)."""
+        logits, _ = predictions
+        return list(F.softmax(logits.float(), dim=-1).split([len(p) for p in proposals]))
 
     def inference(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> list[Instances]:
-        """Per image: pred_boxes, scores, pred_classes after score threshold, per-class NMS and top-k."""
-        raise NotImplementedError
+        """Per image: Instances with `pred_boxes`, `scores`, `pred_classes` (see the class docstring)."""
+        boxes = self.predict_boxes(predictions, proposals)
+        probs = self.predict_probs(predictions, proposals)
+        return [
+            self._inference_single_image(b, s, p.image_size) for b, s, p in zip(boxes, probs, proposals)
+        ]
+
+    def _inference_single_image(self, boxes: Tensor, probs: Tensor, image_size: tuple[int, int]) -> Instances:
+        num_reg = boxes.shape[1] // 4
+        # Diverged or random weights can produce inf/nan: those rows never pass the score filter.
+        finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(probs).all(dim=1)
+        scores = probs[:, :-1]
+        boxes = clip_boxes_to_image(boxes.view(-1, num_reg, 4), image_size)
+        keep_mask = (scores > self.test_score_thresh) & finite[:, None]
+        box_idx, classes = keep_mask.nonzero(as_tuple=True)
+        boxes = boxes[box_idx, classes if num_reg > 1 else 0]
+        scores = scores[box_idx, classes]
+        large = Boxes(boxes).nonempty(self.min_box_size)
+        boxes, scores, classes = boxes[large], scores[large], classes[large]
+        keep = batched_nms(boxes, scores, classes, self.test_nms_thresh)
+        if self.test_topk_per_image >= 0:
+            keep = keep[: self.test_topk_per_image]
+        return Instances(image_size, pred_boxes=Boxes(boxes[keep]), scores=scores[keep], pred_classes=classes[keep])
