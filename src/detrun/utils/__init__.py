@@ -1,0 +1,1 @@
+"""Small, named helpers (visualize, plots, comm, events): one concept per module, no grab bag."""
