@@ -175,6 +175,10 @@ def draw_record(
     """Draw a data set record's ground truth (boxes, class names, masks, keypoints) on `image`,
     which must be the record's image at its original size. Crowd regions are labelled "(crowd)"."""
     canvas = to_pil(image)
+    expected = (record.get("height", canvas.height), record.get("width", canvas.width))
+    if expected != (canvas.height, canvas.width):
+        raise ValueError(f"the image ({canvas.height}, {canvas.width}) and the record of {record.get('file_name')!r} "
+                         f"{expected} don't match: draw ground truth on the image at its original size")
     anns = record.get("annotations", [])
     boxes = np.array([BoxMode.convert(list(a["bbox"]), a["bbox_mode"], BoxMode.XYXY_ABS) for a in anns]).reshape(-1, 4)
     classes = [a["category_id"] for a in anns]
