@@ -1,0 +1,240 @@
+"""Start the processes of a run and connect them into one process group.
+
+Decided once, from the environment, in this order:
+
+1. torchrun set RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT: this process is
+   one rank and torchrun started the others.
+2. A SLURM job step with several tasks (``srun``, Hydra's submitit launcher): SLURM_PROCID is
+   the rank, SLURM_LOCALID the local rank, the step's first node hosts the rendezvous.
+3. Otherwise our own launcher: ``trainer.gpus`` processes per machine (one per GPU, NCCL),
+   or ``trainer.num_processes`` on CPU (gloo), on each of ``trainer.num_machines`` machines,
+   meeting at ``trainer.dist_url``. One process in total runs in place, without a group.
+
+No hangs: if a rank raises, it posts the reason in the rendezvous store, and a watchdog
+thread in every rank polls the store and exits the process as soon as it sees a failure or
+loses the store (its host died). On each machine our launcher also terminates the sibling
+processes of a failed one, and posts the failure for the other machines.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from omegaconf import DictConfig, OmegaConf
+
+from detrun.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+Worker = Callable[[DictConfig, Path, torch.device], None]
+# Longest a collective may wait for a slow rank (e.g. one writing a checkpoint) before the job
+# fails. Failures of a rank don't wait for it: the watchdog stops the others within seconds.
+DIST_TIMEOUT = timedelta(minutes=30)
+WATCHDOG_POLL_S = 1.0
+_ABORT_KEY = "detrun/abort"
+
+
+class LaunchError(UserError, ValueError):
+    """Launch settings that can't work on this machine; the message says what to set instead."""
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Where one process stands in the job and where the ranks meet (a TCPStore)."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    host: str
+    port: int
+    store_on_agent: bool = False  # torchrun's agent hosts the store, not rank 0
+    attempt: int = 0  # torchrun restart count: a restarted job must not see the old abort
+
+    @property
+    def abort_key(self) -> str:
+        return f"{_ABORT_KEY}/{self.attempt}"
+
+
+def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> None:
+    """Run ``worker(cfg, run_dir, device)`` in every process of the job, as `cfg.trainer` asks.
+
+    Args:
+        worker: a module-level function (spawned processes import it by name).
+        cfg: the full recipe; spawned processes rebuild it from a resolved container.
+        run_dir: the run directory, shared by all processes (on several machines: a shared
+            file system).
+    Raises:
+        LaunchError: GPUs asked for but missing, or inconsistent process counts.
+        torch.multiprocessing.ProcessException: a spawned process failed (after the others were stopped).
+    """
+    t = cfg.trainer
+    gpus = int(t.gpus)
+    rendezvous = _from_torchrun() or _from_slurm()
+    if rendezvous is not None:
+        _check_gpus(gpus, needed=1 if gpus else 0)
+        if gpus == 0 and torch.cuda.is_available():
+            logger.warning("trainer.gpus=0: training on CPU although CUDA is available")
+        _run(worker, cfg, run_dir, rendezvous, gpus > 0)
+        return
+    if gpus > 0 and int(t.num_processes) != 1:
+        raise LaunchError(
+            f"trainer.num_processes={t.num_processes} is for CPU runs (trainer.gpus=0); with "
+            f"trainer.gpus={gpus} one process runs per GPU: leave trainer.num_processes=1")
+    per_machine = gpus or int(t.num_processes)
+    _check_gpus(gpus, needed=gpus)
+    world_size = per_machine * int(t.num_machines)
+    if world_size == 1:
+        worker(cfg, run_dir, torch.device("cuda", 0) if gpus else torch.device("cpu"))
+        return
+    host, port = _parse_dist_url(str(t.dist_url), int(t.num_machines))
+    container = OmegaConf.to_container(cfg, resolve=True)
+    args = (worker, container, run_dir, int(t.machine_rank), per_machine, world_size, host, port, gpus > 0)
+    context = mp.start_processes(_spawned, args=args, nprocs=per_machine, join=False, start_method="spawn")
+    try:
+        while not context.join():
+            pass
+    except mp.ProcessException as exc:
+        if int(t.num_machines) > 1:
+            _post_abort_remote(host, port, f"a process on machine {t.machine_rank} failed: {exc}".splitlines()[0])
+        raise
+
+
+def _check_gpus(gpus: int, needed: int) -> None:
+    if gpus < 0:
+        raise LaunchError(f"trainer.gpus={gpus} must be >= 0 (0 runs on CPU)")
+    available = torch.cuda.device_count()
+    if needed > available:
+        raise LaunchError(
+            f"trainer.gpus={gpus} asks for {needed} GPU(s) but this machine has {available} usable CUDA "
+            "device(s). To train on CPU set trainer.gpus=0 (and trainer.num_processes=N for N-process "
+            "CPU data parallelism with gloo).")
+
+
+def _parse_dist_url(url: str, num_machines: int) -> tuple[str, int]:
+    if url == "auto":
+        if num_machines > 1:
+            raise LaunchError(
+                "trainer.dist_url=auto only works on one machine; with trainer.num_machines>1 set "
+                "trainer.dist_url=tcp://<address of machine 0>:<free port>, the same on every machine")
+        with socket.socket() as s:  # a port that was free a moment ago; the race is harmless in practice
+            s.bind(("127.0.0.1", 0))
+            return "127.0.0.1", s.getsockname()[1]
+    match = re.fullmatch(r"tcp://([^:/]+|\[[0-9a-fA-F:]+\]):(\d+)/?", url)
+    if not match:
+        raise LaunchError(f"trainer.dist_url='{url}' is not 'auto' or 'tcp://HOST:PORT'")
+    return match.group(1).strip("[]"), int(match.group(2))
+
+
+def _from_torchrun() -> Rendezvous | None:
+    env = os.environ
+    if not all(k in env for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")):
+        return None
+    return Rendezvous(rank=int(env["RANK"]), local_rank=int(env["LOCAL_RANK"]), world_size=int(env["WORLD_SIZE"]),
+                      host=env["MASTER_ADDR"], port=int(env["MASTER_PORT"]),
+                      store_on_agent=env.get("TORCHELASTIC_USE_AGENT_STORE") == "True",
+                      attempt=int(env.get("TORCHELASTIC_RESTART_COUNT", 0)))
+
+
+def _from_slurm() -> Rendezvous | None:
+    env = os.environ
+    # SLURM_STEP_NUM_TASKS is set by srun for its tasks, not in a batch script's own shell:
+    # a plain `python -m detrun` inside an allocation stays a single launcher process.
+    if int(env.get("SLURM_STEP_NUM_TASKS", 1)) <= 1:
+        return None
+    nodes = env.get("SLURM_STEP_NODELIST") or env["SLURM_JOB_NODELIST"]
+    # A per-job port, so two jobs sharing a first node don't meet each other.
+    port = int(env.get("MASTER_PORT") or 20000 + int(env.get("SLURM_JOB_ID", 0)) % 20000)
+    return Rendezvous(rank=int(env["SLURM_PROCID"]), local_rank=int(env["SLURM_LOCALID"]),
+                      world_size=int(env["SLURM_STEP_NUM_TASKS"]), host=env.get("MASTER_ADDR") or first_host(nodes),
+                      port=port)
+
+
+def first_host(nodelist: str) -> str:
+    """First host of a SLURM node list: ``"gpu[07-09,12],cpu1"`` -> ``"gpu07"``."""
+    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if not match:
+        raise LaunchError(f"can't read the SLURM node list '{nodelist}'; set MASTER_ADDR to the first node")
+    prefix, ranges = match.groups()
+    return prefix + (re.split(r"[,-]", ranges)[0] if ranges else "")
+
+
+def _spawned(local_rank: int, worker: Worker, container: dict, run_dir: Path, machine_rank: int,
+             per_machine: int, world_size: int, host: str, port: int, use_gpus: bool) -> None:
+    rank = machine_rank * per_machine + local_rank
+    if not logging.getLogger().handlers:  # a fresh interpreter: Hydra's logging setup isn't here
+        logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                            format=f"[%(asctime)s rank {rank}] %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    if not use_gpus:
+        # Share the cores instead of each process using all of them (as torchrun does with OMP_NUM_THREADS).
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_machine))
+    rendezvous = Rendezvous(rank=rank, local_rank=local_rank, world_size=world_size, host=host, port=port)
+    _run(worker, OmegaConf.create(container), run_dir, rendezvous, use_gpus)
+
+
+def _run(worker: Worker, cfg: DictConfig, run_dir: Path, rv: Rendezvous, use_gpus: bool) -> None:
+    """Join the process group, run the worker under the watchdog, leave together."""
+    device = torch.device("cpu")
+    if use_gpus:
+        # Tasks bound to one GPU each (SLURM --gpus-per-task) see a single device 0.
+        device = torch.device("cuda", rv.local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    if rv.world_size == 1:
+        worker(cfg, run_dir, device)
+        return
+    store = dist.TCPStore(rv.host, rv.port, rv.world_size, is_master=rv.rank == 0 and not rv.store_on_agent,
+                          timeout=DIST_TIMEOUT)
+    dist.init_process_group("nccl" if use_gpus else "gloo", store=store, rank=rv.rank, world_size=rv.world_size,
+                            timeout=DIST_TIMEOUT, device_id=device if use_gpus else None)
+    stop = threading.Event()
+    threading.Thread(target=_watchdog, args=(store, rv, stop), daemon=True, name="detrun-watchdog").start()
+    try:
+        worker(cfg, run_dir, device)
+    except BaseException as exc:
+        stop.set()  # this rank's own watchdog must not cut short the traceback being reported
+        _post_abort(store, rv.abort_key, f"rank {rv.rank} failed: {type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+    dist.barrier()  # everyone finished: from here on, the store's host leaving is no failure
+    stop.set()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _post_abort(store: dist.Store, key: str, reason: str) -> None:
+    try:
+        store.set(key, reason)
+    except Exception:  # the store's host is gone already: the others notice that instead
+        pass
+
+
+def _post_abort_remote(host: str, port: int, reason: str) -> None:
+    """Tell the other machines' processes that this machine failed (if the store is still up)."""
+    try:
+        store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=5))
+    except Exception:
+        return
+    _post_abort(store, f"{_ABORT_KEY}/0", reason)
+
+
+def _watchdog(store: dist.Store, rv: Rendezvous, stop: threading.Event) -> None:
+    while not stop.wait(WATCHDOG_POLL_S):
+        try:
+            if not store.check([rv.abort_key]):
+                continue
+            reason = store.get(rv.abort_key).decode()
+        except Exception as exc:
+            reason = f"lost the rendezvous store at {rv.host}:{rv.port} (its host process died?): {exc}"
+        if stop.is_set():
+            return
+        print(f"[detrun] rank {rv.rank} stops because {reason}", file=sys.stderr, flush=True)
+        os._exit(1)  # the main thread may be stuck in a collective that will never finish

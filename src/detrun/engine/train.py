@@ -1,0 +1,224 @@
+"""The train loop. `run_train(cfg, run_dir)` starts the processes; `train_worker` is each of them.
+
+Per process, top to bottom: seed -> build model, optimizer, lr schedule and loader from the
+recipe -> resume -> loop -> final weights, evaluation and report. Per iteration:
+
+    set lr -> grad_accum x (next batch -> forward under autocast -> backward, scaled only for
+    fp16) -> average the losses over ranks, stop if one is not finite -> unscale, clip ->
+    step -> zero_grad(set_to_none) -> EMA -> hooks (timing, checkpoint, eval, yours, logging)
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from detrun.config import instantiate
+from detrun.errors import UserError
+from detrun.utils import comm
+from detrun.utils.events import MetricsWriter, flatten_results
+
+from .checkpointer import Checkpointer, RNGState, save_weights
+from .ema import ModelEMA
+from .hooks import IterationTimer, PeriodicCheckpoint, PeriodicEval, ProgressLogger, TrainState
+from .launch import launch
+from .optim import param_groups
+
+logger = logging.getLogger(__name__)
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+FINAL_WEIGHTS = "model_final.pth"
+RESULTS_FILE = "results.json"
+
+
+def run_train(cfg: DictConfig, run_dir: Path) -> None:
+    """Train ``cfg.model`` as ``cfg.trainer`` says, writing everything into `run_dir`.
+
+    Writes ``metrics.jsonl`` (and TensorBoard events), ``checkpoints/model_{N:07d}.pth``,
+    ``model_final.pth`` (weights only; the EMA weights when EMA is on) and, when the recipe
+    has an ``evaluator``, ``results.json`` and the training report.
+
+    Args:
+        cfg: a training recipe: ``model``, ``optimizer`` (no ``params``), ``lr_scheduler``,
+            ``dataloader.train`` (an infinite iterable of ``list[dict]``), ``trainer`` and
+            optionally ``evaluator`` with ``dataloader.test``.
+        run_dir: an existing directory (Hydra's run directory under the CLI).
+    """
+    launch(train_worker, cfg, Path(run_dir))
+
+
+def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
+    """One process of a run: build, resume, train, finish. The process group is set up already."""
+    t = cfg.trainer
+    amp_dtype = autocast_dtype(t.amp, device)
+    if int(t.grad_accum) < 1:
+        raise UserError(f"trainer.grad_accum={t.grad_accum} must be >= 1")
+    seed_all(t.seed)  # identical initial weights on every rank
+    model = instantiate(cfg.model).to(device)
+    groups = param_groups(model, weight_decay_norm=t.weight_decay_norm, weight_decay_bias=t.weight_decay_bias)
+    optimizer = instantiate(cfg.optimizer, params=groups)
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])  # the schedule multiplies this; saved with the optimizer
+    schedule = instantiate(cfg.lr_scheduler)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    ema = ModelEMA(model, decay=t.ema.decay, warmup_iters=t.ema.warmup_iters) if t.ema.enabled else None
+    loader = instantiate(cfg.dataloader.train)
+    seed_all(t.seed + comm.get_rank())  # from here on each rank draws its own random numbers
+
+    shared = {"model": model, "optimizer": optimizer, "scaler": scaler, **({"ema": ema} if ema else {})}
+    per_rank = {"rng": RNGState()}
+    if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict"):
+        per_rank["loader"] = loader
+    elif comm.is_main_process():
+        logger.warning("The train loader has no state_dict(): a resumed run restarts its data order.")
+    checkpointer = Checkpointer(run_dir, keep=t.keep_checkpoints, shared=shared, per_rank=per_rank)
+    start_iter = checkpointer.resume(t.resume)
+
+    ddp = model
+    if comm.get_world_size() > 1:
+        ddp = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                      find_unused_parameters=t.find_unused_parameters)
+    final_model = ema.module if ema else model
+    evaluate = partial(evaluate_model, cfg, run_dir, final_model) if OmegaConf.select(cfg, "evaluator") else None
+    writer = MetricsWriter(run_dir, start_iter=start_iter) if comm.is_main_process() else None
+    state = TrainState(cfg=cfg, run_dir=run_dir, model=model, optimizer=optimizer, start_iter=start_iter,
+                       max_iter=t.max_iter, iteration=start_iter, writer=writer)
+    hooks = [IterationTimer(), PeriodicCheckpoint(checkpointer, t.checkpoint_period)]
+    if evaluate is not None:
+        hooks.append(PeriodicEval(evaluate, t.eval_period))
+    hooks += [instantiate(hook) for hook in t.hooks]
+    hooks.append(ProgressLogger(t.log_period))  # last, so it logs what the other hooks measured
+    if comm.is_main_process():
+        logger.info("Training %s (%.2fM parameters) for %d iterations from %d on %d process(es), device %s, "
+                    "amp %s, grad_accum %d", type(model).__name__, sum(p.numel() for p in model.parameters()) / 1e6,
+                    t.max_iter, start_iter, comm.get_world_size(), device, t.amp, t.grad_accum)
+    try:
+        train_loop(state, ddp=ddp, schedule=schedule, batches=iter(loader), scaler=scaler, ema=ema,
+                   amp_dtype=amp_dtype, hooks=hooks, checkpointer=checkpointer)
+        if comm.is_main_process():
+            save_weights(run_dir / FINAL_WEIGHTS, final_model, state.iteration)
+        if evaluate is not None:
+            results = evaluate()
+            if comm.is_main_process():
+                finish_evaluation(results, state, final_model)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def train_loop(state: TrainState, *, ddp: nn.Module, schedule, batches: Iterator[list[dict]],
+               scaler: torch.amp.GradScaler, ema: ModelEMA | None, amp_dtype: torch.dtype | None,
+               hooks: list, checkpointer: Checkpointer) -> None:
+    """Run iterations ``state.start_iter .. state.max_iter - 1``; see the module docstring."""
+    t, model, optimizer = state.cfg.trainer, state.model, state.optimizer
+    accum = int(t.grad_accum)
+    autocast = torch.autocast(next(model.parameters()).device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    model.train()
+    for hook in hooks:
+        hook.before_train(state)
+    for iteration in range(state.start_iter, state.max_iter):
+        lr_factor = schedule(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * lr_factor
+        loss_sums, data_time = {}, 0.0
+        for micro in range(accum):
+            start = time.perf_counter()
+            batch = next_batch(batches, iteration)
+            data_time += time.perf_counter() - start
+            # DDP all-reduces gradients in every backward: skip that until the last micro-batch.
+            sync = ddp is model or micro == accum - 1
+            with contextlib.nullcontext() if sync else ddp.no_sync():
+                with autocast:
+                    loss_dict = ddp(batch)
+                comm.check_same_names(loss_dict)  # before backward: a missing term would desync DDP
+                loss = sum(loss_dict.values())
+                scaler.scale(loss / accum).backward()  # scale() is the identity unless fp16
+            for name, value in loss_dict.items():
+                loss_sums[name] = loss_sums.get(name, 0.0) + value.detach().float() / accum
+        losses = comm.reduce_mean(loss_sums)  # sync point: one small all_reduce per iteration
+        check_finite(losses, iteration + 1, checkpointer)
+        scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
+        metrics = {}
+        if t.clip_grad_norm:
+            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad_norm))
+        scaler.step(optimizer)  # with fp16, skipped when a gradient overflowed
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model)
+        state.iteration = iteration + 1
+        state.metrics = {**losses, "total_loss": math.fsum(losses.values()), "lr": optimizer.param_groups[0]["lr"],
+                         "data_time": data_time, **metrics}
+        for hook in hooks:
+            hook.after_step(state)
+    for hook in hooks:
+        hook.after_train(state)
+
+
+def next_batch(batches: Iterator[list[dict]], iteration: int) -> list[dict]:
+    try:
+        return next(batches)
+    except StopIteration:
+        raise UserError(
+            f"dataloader.train ran out of batches in iteration {iteration + 1}: the train loader must be "
+            "infinite (repeat the data set, as the data package's train loader does)") from None
+
+
+def check_finite(losses: dict[str, float], iteration: int, checkpointer: Checkpointer) -> None:
+    """Raise FloatingPointError naming the non-finite loss terms (same on every rank: reduced values)."""
+    bad = [name for name, value in losses.items() if not math.isfinite(value)]
+    if not bad:
+        return
+    saved = checkpointer.checkpoints()
+    last = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written yet"
+    values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(losses.items()))
+    raise FloatingPointError(
+        f"non-finite loss {', '.join(bad)} in iteration {iteration} ({values}); training stopped and {last}. "
+        "Lower optimizer.lr, lengthen the warmup, or set trainer.clip_grad_norm, then resume with trainer.resume=true.")
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``trainer.amp`` (None: off), refusing fp16 where GradScaler can't run."""
+    if amp not in AMP_DTYPES:
+        raise UserError(f"trainer.amp={amp!r} is not one of: {', '.join(AMP_DTYPES)}")
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError("trainer.amp=fp16 needs a GPU (it trains with a CUDA GradScaler); on CPU use trainer.amp=bf16")
+    return AMP_DTYPES[amp]
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def evaluate_model(cfg: DictConfig, run_dir: Path, model: nn.Module) -> dict:
+    """Score `model` with the recipe's evaluator on ``dataloader.test`` (every rank its shard;
+    results on rank 0, ``{}`` elsewhere)."""
+    from detrun.evaluation import inference_on_dataset
+
+    evaluator = instantiate(cfg.evaluator, output_dir=str(run_dir / "inference"))
+    return inference_on_dataset(model, instantiate(cfg.dataloader.test), evaluator, amp=cfg.trainer.amp)
+
+
+def finish_evaluation(results: dict, state: TrainState, model: nn.Module) -> None:
+    """Rank 0: write results.json and the final metrics, then the training report."""
+    from detrun.evaluation.report import write_training_report
+
+    (state.run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2))
+    state.writer.write(state.iteration, flatten_results(results))
+    logger.info("Final evaluation: %s", json.dumps(results))
+    write_training_report(model, state.cfg, state.run_dir)

@@ -1,0 +1,87 @@
+"""Where training metrics go: ``metrics.jsonl`` in the run directory, TensorBoard if installed.
+
+One JSON object per line, ``{"iteration": N, name: value, ...}``, where N counts the
+optimizer steps done (so it matches the checkpoint ``model_{N:07d}.pth``). Names are the
+loss terms (``loss_cls``...), ``total_loss``, ``lr``, ``time`` and ``data_time`` (seconds
+per iteration), and evaluation results flattened as ``"bbox/AP"``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsWriter:
+    """Append metrics to ``run_dir/metrics.jsonl`` and TensorBoard event files in `run_dir`.
+
+    Args:
+        run_dir: the run directory.
+        start_iter: a resumed run's first iteration: lines after it (written by the killed
+            run after its last checkpoint) are dropped, so each iteration appears once.
+        tensorboard: also write TensorBoard events (skipped with a note if not installed).
+    """
+
+    def __init__(self, run_dir: Path, *, start_iter: int = 0, tensorboard: bool = True):
+        self.path = Path(run_dir) / METRICS_FILE
+        if start_iter > 0 and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("iteration", 0) <= start_iter]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self._file = open(self.path, "a")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                logger.info("tensorboard is not installed: metrics go to %s only", self.path)
+            else:
+                # purge_step drops events a killed run wrote past the checkpoint we resume from.
+                self._tb = SummaryWriter(str(run_dir), purge_step=start_iter + 1 if start_iter else None)
+
+    def write(self, iteration: int, scalars: Mapping[str, float]) -> None:
+        """Record `scalars` (name -> float) at `iteration`; flushed at once so a crash loses nothing."""
+        self._file.write(json.dumps({"iteration": iteration, **scalars}) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for name, value in scalars.items():
+                self._tb.add_scalar(name, value, iteration)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+class WindowedMeans:
+    """Mean of each named scalar over its last `window` values (what the progress bar shows)."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self._values: dict[str, deque] = {}
+
+    def add(self, scalars: Mapping[str, float]) -> None:
+        for name, value in scalars.items():
+            self._values.setdefault(name, deque(maxlen=self.window)).append(value)
+
+    def means(self) -> dict[str, float]:
+        return {name: math.fsum(v) / len(v) for name, v in self._values.items() if v}
+
+
+def flatten_results(results: Mapping, prefix: str = "") -> dict[str, float]:
+    """``{"bbox": {"AP": 40.1}}`` -> ``{"bbox/AP": 40.1}``, keeping numeric leaves only."""
+    flat = {}
+    for key, value in results.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten_results(value, name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
