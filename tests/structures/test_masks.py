@@ -14,6 +14,7 @@ def random_polygon(rng, h, w, n=6):
     return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).reshape(-1)
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # inside pycocotools
 def test_polygons_to_bitmask_matches_pycocotools():
     rng = np.random.default_rng(0)
     h, w = 37, 53

@@ -2,23 +2,48 @@
 
 A record (one image) is ``{file_name, height, width, image_id, annotations: [{bbox, bbox_mode,
 category_id (contiguous 0..C-1), segmentation, keypoints, iscrowd, id}]}``; the mapper turns it
-into ``{image: uint8 Tensor[3, H, W], instances: Instances, height, width, image_id, file_name}``.
+into ``{image: uint8 Tensor[3, H, W], instances: Instances, height, width, image_id, file_name}``;
+loaders yield lists of those.
 """
+from .build import MapDataset, TrainLoader, build_test_loader, build_train_loader, get_dataset
 from .catalog import DatasetCatalog, Metadata, MetadataCatalog, UnknownDatasetError
-from .datasets import load_coco_json, register_all_builtin, register_coco_instances, shapes_dataset
+from .datasets import (
+    datasets_root,
+    load_coco_json,
+    register_all_builtin,
+    register_coco_instances,
+    register_shapes,
+    shapes_dataset,
+)
+from .detection_utils import annotations_to_instances, read_image
+from .mapper import DatasetMapper
 from .problems import DataError, DatasetNotFoundError
+from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
 
 register_all_builtin()
 
 __all__ = [
     "DataError",
     "DatasetCatalog",
+    "DatasetMapper",
     "DatasetNotFoundError",
+    "InferenceSampler",
+    "MapDataset",
     "Metadata",
     "MetadataCatalog",
+    "RepeatFactorTrainingSampler",
+    "TrainLoader",
+    "TrainingSampler",
     "UnknownDatasetError",
+    "annotations_to_instances",
+    "build_test_loader",
+    "build_train_loader",
+    "datasets_root",
+    "get_dataset",
     "load_coco_json",
+    "read_image",
     "register_all_builtin",
     "register_coco_instances",
+    "register_shapes",
     "shapes_dataset",
 ]

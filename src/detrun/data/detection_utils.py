@@ -1,0 +1,109 @@
+"""From a record's image file and annotations to arrays and `Instances`, through a transform."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from detrun.structures import BitMasks, Boxes, BoxMode, Instances, Keypoints, PolygonMasks, decode_rle, polygons_to_bitmask
+
+from .problems import DataError
+from .transforms import Transform
+
+IMAGE_FORMATS = ("RGB", "BGR", "L")
+
+
+def read_image(file_name: str, image_format: str = "RGB", *, image_id=None) -> np.ndarray:
+    """Read an image file as uint8 [H, W, 3] (RGB or BGR) or [H, W, 1] ("L"), EXIF rotation applied.
+
+    Raises DataError naming the file (and image id) if it is missing or can't be decoded.
+    """
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got '{image_format}'")
+    which = f"image '{file_name}'" + (f" (image id {image_id})" if image_id is not None else "")
+    if not os.path.isfile(file_name):
+        raise DataError(f"{which} does not exist; check the data set's image folder (image_root)")
+    try:
+        with Image.open(file_name) as img:
+            img = ImageOps.exif_transpose(img)
+            img = img.convert("L" if image_format == "L" else "RGB")
+            arr = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{which} can't be decoded ({type(exc).__name__}: {exc}); the file is corrupt or not an image") from exc
+    if image_format == "BGR":
+        arr = arr[:, :, ::-1]
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def check_image_size(record: dict, image: np.ndarray) -> None:
+    """Raise DataError if the decoded image's size differs from the record's height/width."""
+    h, w = image.shape[:2]
+    if (record.get("height", h), record.get("width", w)) != (h, w):
+        raise DataError(
+            f"image '{record['file_name']}' (image id {record.get('image_id')}) is {w}x{h} pixels but its "
+            f"annotation says {record.get('width')}x{record.get('height')}; the annotation file and images don't match"
+        )
+
+
+def annotations_to_instances(annotations: list[dict], transforms: Transform, *, original_size: tuple[int, int],
+                             image_size: tuple[int, int], mask_format: str | None = "polygon",
+                             use_keypoints: bool = False, recompute_boxes: bool = False) -> Instances:
+    """Transform non-crowd record annotations and pack them into Instances of `image_size` (h, w).
+
+    Fields: gt_boxes (clipped to the image), gt_classes int64, gt_masks (PolygonMasks, or BitMasks
+    if ``mask_format == "bitmask"`` or any annotation is RLE; none if `mask_format` is None),
+    gt_keypoints (if `use_keypoints`; points leaving the image get v = 0). Objects whose box or
+    mask becomes empty (e.g. cropped away) are dropped. `recompute_boxes`: boxes from the masks
+    (right after crops, where a clipped box can be larger than what is left of the object).
+    """
+    anns = [a for a in annotations if not a.get("iscrowd", 0)]
+    h, w = image_size
+    boxes = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+    xywh = np.array([a.get("bbox_mode", BoxMode.XYWH_ABS) == BoxMode.XYWH_ABS for a in anns], dtype=bool)
+    boxes[xywh, 2:] += boxes[xywh, :2]
+    boxes = transforms.apply_box(boxes) if len(anns) else boxes
+    inst = Instances(image_size)
+    gt_boxes = Boxes(torch.from_numpy(boxes.astype(np.float32)))
+    gt_boxes.clip(image_size)
+    inst.gt_boxes = gt_boxes
+    inst.gt_classes = torch.tensor([a["category_id"] for a in anns], dtype=torch.int64)
+    keep = gt_boxes.nonempty(threshold=1e-5)
+
+    if mask_format is not None and not anns:  # keep the field: models read gt_masks of every image
+        inst.gt_masks = PolygonMasks([]) if mask_format == "polygon" else BitMasks(torch.zeros(0, h, w, dtype=torch.bool))
+    elif mask_format is not None:
+        segms = [a.get("segmentation") for a in anns]
+        if any(s is None for s in segms):
+            raise DataError(f"annotation id {anns[segms.index(None)].get('id')} has no segmentation, but the "
+                            "mapper uses instance masks (set use_instance_mask=False to train boxes only)")
+        if mask_format == "bitmask" or any(isinstance(s, dict) for s in segms):
+            oh, ow = original_size
+            bitmaps = np.stack([_segmentation_to_bitmask(s, oh, ow) for s in segms])
+            masks = BitMasks(torch.from_numpy(np.ascontiguousarray(transforms.apply_masks(bitmaps))))
+        else:
+            masks = PolygonMasks([transforms.apply_polygons([np.asarray(p, dtype=np.float64) for p in s]) for s in segms])
+        inst.gt_masks = masks
+        keep &= masks.nonempty()
+        if recompute_boxes:
+            inst.gt_boxes = masks.get_bounding_boxes()
+            inst.gt_boxes.clip(image_size)
+            keep &= inst.gt_boxes.nonempty(threshold=1e-5)
+
+    if use_keypoints:
+        kps = np.array([a.get("keypoints", []) for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
+        kps = transforms.apply_keypoints(kps) if len(anns) else kps
+        outside = (kps[..., 0] < 0) | (kps[..., 1] < 0) | (kps[..., 0] > w) | (kps[..., 1] > h)
+        kps[outside] = 0
+        inst.gt_keypoints = Keypoints(torch.from_numpy(kps.astype(np.float32)))
+
+    return inst if bool(keep.all()) else inst[keep]
+
+
+def _segmentation_to_bitmask(segm, height: int, width: int) -> np.ndarray:
+    if isinstance(segm, dict):  # RLE; uncompressed counts (a list) must be encoded first
+        rle = mask_util.frPyObjects(segm, height, width) if isinstance(segm["counts"], list) else segm
+        return decode_rle(rle).astype(bool)
+    return polygons_to_bitmask(segm, height, width)
