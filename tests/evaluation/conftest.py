@@ -7,8 +7,7 @@ import json
 import pytest
 from evaltest_data import CLASS_NAMES, KPT_SIGMAS, make_coco
 
-from detrun.data.catalog import DatasetCatalog, MetadataCatalog
-from detrun.data.datasets.coco import load_coco_json, register_coco_instances
+from detrun.data import DatasetCatalog, MetadataCatalog, load_coco_json, register_coco_instances
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
+from torch import nn
 
+from detrun.data import DatasetCatalog
 from detrun.structures import Boxes, Instances
 from detrun.structures.masks import decode_rle
 
@@ -63,20 +65,22 @@ def make_coco(num_images: int = 10, seed: int = 0) -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _instances(boxes: list, scores: list, classes: list, masks: list, keypoints: list) -> Instances:
+def _instances(size: tuple[int, int], boxes: list, scores: list, classes: list, masks: list,
+               keypoints: list) -> Instances:
+    num_keypoints = len(keypoints[0]) // 3 if keypoints else NUM_KEYPOINTS
     return Instances(
-        (HEIGHT, WIDTH),
+        size,
         pred_boxes=Boxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)),
         scores=torch.tensor(scores, dtype=torch.float32),
         pred_classes=torch.tensor(classes, dtype=torch.int64),
-        pred_masks=torch.from_numpy(np.array(masks, dtype=bool).reshape(-1, HEIGHT, WIDTH)),
-        pred_keypoints=torch.tensor(keypoints, dtype=torch.float32).reshape(-1, NUM_KEYPOINTS, 3),
+        pred_masks=torch.from_numpy(np.array(masks, dtype=bool).reshape(-1, *size)),
+        pred_keypoints=torch.tensor(keypoints, dtype=torch.float32).reshape(-1, num_keypoints, 3),
     )
 
 
-def _mask(segmentation) -> np.ndarray:
+def _mask(segmentation, height: int, width: int) -> np.ndarray:
     rle = segmentation if isinstance(segmentation, dict) else mask_util.merge(
-        mask_util.frPyObjects(segmentation, HEIGHT, WIDTH))
+        mask_util.frPyObjects(segmentation, height, width))
     return decode_rle(rle).astype(bool)
 
 
@@ -85,11 +89,13 @@ def perfect_outputs(records: list[dict]) -> dict:
     outputs = {}
     for r in records:
         anns = [a for a in r["annotations"] if not a["iscrowd"]]
+        size = (r["height"], r["width"])
         outputs[r["image_id"]] = {"instances": _instances(
+            size,
             [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
             [1.0 - 0.01 * i for i in range(len(anns))],
             [a["category_id"] for a in anns],
-            [_mask(a["segmentation"]) for a in anns],
+            [_mask(a["segmentation"], *size) for a in anns],
             [a["keypoints"] for a in anns],
         )}
     return outputs
@@ -119,5 +125,39 @@ def noisy_outputs(records: list[dict], seed: int = 1) -> dict:
             masks.append(mask)
             points = points + rng.normal(0, 2.0, points.shape)
             keypoints.append(np.concatenate([points, rng.uniform(0.1, 1.0, (NUM_KEYPOINTS, 1))], 1).ravel().tolist())
-        outputs[r["image_id"]] = {"instances": _instances(boxes, scores, classes, masks, keypoints)}
+        outputs[r["image_id"]] = {"instances": _instances((HEIGHT, WIDTH), boxes, scores, classes, masks, keypoints)}
     return outputs
+
+
+class OracleModel(nn.Module):
+    """A "model" answering with the ground truth of `dataset_name` (read on first use, by image_id)."""
+
+    def __init__(self, *, dataset_name: str, weights: str | None = None):
+        super().__init__()
+        self.dataset_name = dataset_name
+        self.scale = nn.Parameter(torch.ones(()))
+        self._outputs = None
+
+    def forward(self, inputs: list[dict]) -> list[dict]:
+        if self._outputs is None:
+            self._outputs = perfect_outputs(DatasetCatalog.get(self.dataset_name))
+        return [self._outputs[x["image_id"]] for x in inputs]
+
+
+class CenterBoxModel(nn.Module):
+    """One detection per image: the centre half as box and mask, class 1, score 0.9."""
+
+    def __init__(self, *, weights: str | None = None):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, inputs: list[dict]) -> list[dict]:
+        outputs = []
+        for x in inputs:
+            h, w = x["height"], x["width"]
+            mask = torch.zeros(1, h, w, dtype=torch.bool)
+            mask[0, h // 4:3 * h // 4, w // 4:3 * w // 4] = True
+            outputs.append({"instances": Instances(
+                (h, w), pred_boxes=Boxes(torch.tensor([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]])),
+                scores=torch.tensor([0.9]), pred_classes=torch.tensor([1]), pred_masks=mask)})
+        return outputs

@@ -14,6 +14,7 @@ from evaltest_data import CATEGORY_IDS, CLASS_NAMES, HEIGHT, KPT_SIGMAS, WIDTH, 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from detrun.data import DatasetCatalog, MetadataCatalog
 from detrun.errors import UserError
 from detrun.evaluation import COCOEvaluator
 from detrun.structures import Boxes, Instances
@@ -125,8 +126,6 @@ def test_dataset_from_list_of_dicts(list_dataset, coco_dataset, records, tmp_pat
 
 def test_string_image_ids(list_dataset, records):
     """Data sets keyed by file name (str ids) are renumbered for pycocotools transparently."""
-    from detrun.data.catalog import DatasetCatalog, MetadataCatalog
-
     renamed = [dict(r, image_id=f"name-{r['image_id']}") for r in records]
     name = list_dataset + "_str"
     DatasetCatalog.register(name, lambda: renamed)

@@ -12,8 +12,7 @@ import torch.multiprocessing as mp
 from evaltest_data import KPT_SIGMAS, noisy_outputs
 from torch import nn
 
-from detrun.data.catalog import DatasetCatalog
-from detrun.data.datasets.coco import register_coco_instances
+from detrun.data import DatasetCatalog, register_coco_instances
 from detrun.errors import UserError
 from detrun.evaluation import COCOEvaluator, inference_on_dataset
 

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from detrun.data.catalog import DatasetCatalog, MetadataCatalog
+from detrun.data import DatasetCatalog, MetadataCatalog
 from detrun.errors import UserError
+from detrun.utils import comm
 
 from . import coco_backends
 from .coco_format import cached_records_to_coco
 from .coco_metrics import empty_metrics, summarize
 from .coco_results import RESULT_KEYS, instances_to_coco_results, results_for_task
-from .distributed import gather_to_main
 from .tables import per_category_table, summary_table
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,9 @@ class COCOEvaluator:
     def evaluate(self) -> dict[str, dict[str, float]]:
         """Gather, score and report; ``{}`` on ranks other than 0. See the class docstring."""
         if self._distributed:
-            gathered = gather_to_main(self._predictions)
-            if gathered is None:
+            # Collective: all ranks send their predictions (small: RLEs, not bitmaps).
+            gathered = comm.all_gather_object(self._predictions)
+            if not comm.is_main_process():
                 return {}
             predictions = [p for rank_predictions in gathered for p in rank_predictions]
         else:
@@ -120,10 +121,13 @@ class COCOEvaluator:
         coco_gt = self._ground_truth()
         image_ids = [self._coco_image_id(p["image_id"]) for p in predictions]
         self._check_image_ids(image_ids, coco_gt)
-        results = [dict(r, image_id=i) for p, i in zip(predictions, image_ids) for r in p["results"]]
+        if self._image_id_map is None:
+            results = [r for p in predictions for r in p["results"]]
+        else:
+            results = [dict(r, image_id=i) for p, i in zip(predictions, image_ids) for r in p["results"]]
         if self._output_dir is not None:
             self._output_dir.mkdir(parents=True, exist_ok=True)
-            (self._output_dir / "coco_instances_results.json").write_text(json.dumps(results))
+            (self._output_dir / "coco_instances_results.json").write_text(json.dumps(results, separators=(",", ":")))
 
         metrics = {task: self._evaluate_task(coco_gt, results, task, image_ids) for task in self._tasks_for(results)}
         logger.info("COCO evaluation of %s (%d images, %s):\n%s", self.dataset_name, len(image_ids),

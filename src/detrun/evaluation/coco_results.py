@@ -99,9 +99,8 @@ def results_for_task(results: list[dict], task: str) -> list[dict]:
     Keypoint results keep the box, which loadRes uses for their area (as Detectron2 does).
     """
     key = RESULT_KEYS[task]
-    extra = ("bbox",) if task == "keypoints" else ()
-    return [
-        {"image_id": r["image_id"], "category_id": r["category_id"], "score": r["score"], key: r[key],
-         **{e: r[e] for e in extra}}
-        for r in results
-    ]
+    if task == "keypoints":
+        return [{"image_id": r["image_id"], "category_id": r["category_id"], "score": r["score"],
+                 "keypoints": r["keypoints"], "bbox": r["bbox"]} for r in results]
+    return [{"image_id": r["image_id"], "category_id": r["category_id"], "score": r["score"], key: r[key]}
+            for r in results]

@@ -12,8 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from detrun.errors import UserError
-
-from .distributed import is_main_process
+from detrun.utils.comm import is_main_process
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from detrun.structures import BoxMode
 from detrun.structures.masks import decode_rle, polygons_to_bitmask
@@ -131,16 +131,25 @@ def _name(names: Sequence[str] | None, k: int) -> str:
     return names[k] if names is not None and 0 <= k < len(names) else str(k)
 
 
+def _class_colors(classes: Sequence[int], class_colors: Sequence[Sequence[int]] | None) -> list[tuple]:
+    """One colour per object from its class: `class_colors[k]` when given, else `PALETTE`."""
+    if class_colors:
+        return [tuple(int(v) for v in class_colors[c % len(class_colors)]) for c in classes]
+    return [PALETTE[c % len(PALETTE)] for c in classes]
+
+
 def draw_predictions(
     image: ImageLike,
     instances: Any,
     *,
     class_names: Sequence[str] | None = None,
+    class_colors: Sequence[Sequence[int]] | None = None,
     skeleton: Sequence[tuple[int, int]] = (),
     score_threshold: float = 0.0,
 ) -> Image.Image:
     """Draw a model's `Instances` (pred_boxes, scores, pred_classes, optional pred_masks,
-    pred_keypoints) whose score is at least `score_threshold`; class k is named class_names[k]."""
+    pred_keypoints) whose score is at least `score_threshold`; class k is named class_names[k]
+    and drawn in class_colors[k] (RGB; default `PALETTE`)."""
     instances = instances.to("cpu")
     instances = instances[instances.scores >= score_threshold]
     fields = instances.get_fields()
@@ -151,7 +160,7 @@ def draw_predictions(
         labels=[f"{_name(class_names, c)} {s:.0%}" for c, s in zip(classes, fields["scores"].tolist())],
         masks=_numpy(fields["pred_masks"]) if "pred_masks" in fields else None,
         keypoints=_numpy(fields["pred_keypoints"]) if "pred_keypoints" in fields else None,
-        colors=[PALETTE[c % len(PALETTE)] for c in classes],
+        colors=_class_colors(classes, class_colors),
         skeleton=skeleton,
     )
 
@@ -170,6 +179,7 @@ def draw_record(
     record: dict,
     *,
     class_names: Sequence[str] | None = None,
+    class_colors: Sequence[Sequence[int]] | None = None,
     skeleton: Sequence[tuple[int, int]] = (),
 ) -> Image.Image:
     """Draw a data set record's ground truth (boxes, class names, masks, keypoints) on `image`,
@@ -194,6 +204,20 @@ def draw_record(
         labels=[_name(class_names, c) + (" (crowd)" if a.get("iscrowd") else "") for c, a in zip(classes, anns)],
         masks=masks,
         keypoints=keypoints,
-        colors=[PALETTE[c % len(PALETTE)] for c in classes],
+        colors=_class_colors(classes, class_colors),
         skeleton=skeleton,
     )
+
+
+def image_grid(images: Sequence[Image.Image], *, columns: int = 4, tile: int = 320, gap: int = 4) -> Image.Image:
+    """Tile `images` row by row, each scaled to fit a `tile`×`tile` box (aspect kept), on white."""
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
+    grid = Image.new("RGB", (columns * (tile + gap) - gap, rows * (tile + gap) - gap), (255, 255, 255))
+    for k, image in enumerate(images):
+        thumb = ImageOps.contain(image, (tile, tile))
+        x, y = (k % columns) * (tile + gap), (k // columns) * (tile + gap)
+        grid.paste(thumb, (x + (tile - thumb.width) // 2, y + (tile - thumb.height) // 2))
+    return grid

@@ -1,0 +1,154 @@
+"""The evaluation team's command-line tasks, ``fn(cfg, run_dir)`` each:
+
+- ``task=eval``:      score ``model.weights`` on ``dataloader.test`` with ``evaluator``;
+- ``task=predict``:   draw predictions on ``input=IMAGE_OR_FOLDER`` into ``output=DIR``;
+- ``task=show_data``: draw a data set's ground truth (``dataset=NAME``, default the train set).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from detrun.config import instantiate
+from detrun.data import DatasetCatalog, read_image
+from detrun.engine.launch import launch
+from detrun.errors import UserError
+from detrun.utils import comm
+from detrun.utils.visualize import draw_record, image_grid
+
+from .coco_results import instances_to_coco_results
+from .inference import inference_on_dataset
+from .pictures import SCORE_THRESHOLD, draw_outputs, drawing_style
+from .tables import per_category_table, summary_table
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+SHOW_DATA_IMAGES = 8
+
+
+def _warn_without_weights(cfg: DictConfig) -> None:
+    if not OmegaConf.select(cfg, "model.weights"):
+        logger.warning("model.weights is not set: running a randomly initialised model "
+                       "(pass model.weights=PATH, e.g. a run's model_final.pth)")
+
+
+def run_eval(cfg: DictConfig, run_dir: Path) -> None:
+    """Evaluate: print the AP tables and write ``run_dir/results.json`` (and
+    ``run_dir/inference/``: predictions JSON, per-category table).
+
+    Runs on ``trainer.gpus`` GPUs or ``trainer.num_processes`` CPU processes like training,
+    each rank scoring its shard of the test set.
+    """
+    if OmegaConf.select(cfg, "evaluator") is None:
+        raise UserError("task=eval needs an 'evaluator' in the recipe (e.g. from recipes/common/evaluation.py)")
+    if OmegaConf.select(cfg, "dataloader.test") is None:
+        raise UserError("task=eval needs 'dataloader.test' in the recipe")
+    _warn_without_weights(cfg)
+    launch(_eval_worker, cfg, Path(run_dir))
+
+
+def _eval_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
+    model = instantiate(cfg.model).to(device)
+    loader = instantiate(cfg.dataloader.test)  # first: building a data set may (re)register its name
+    evaluator = instantiate(cfg.evaluator, output_dir=str(run_dir / "inference"))
+    amp = OmegaConf.select(cfg, "trainer.amp", default="off")
+    results = inference_on_dataset(model, loader, evaluator, amp=amp)
+    if comm.is_main_process():
+        (run_dir / "results.json").write_text(json.dumps(results, indent=1))
+        print(summary_table(results))
+        print()
+        print(per_category_table(results))
+        print(f"\nresults: {run_dir / 'results.json'}")
+
+
+def _input_images(path_value: str | None) -> list[Path]:
+    if not path_value:
+        raise UserError("task=predict needs input=IMAGE_OR_FOLDER")
+    path = Path(path_value).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UserError(f"input={path_value}: no such file or folder")
+    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise UserError(f"input={path_value}: the folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return images
+
+
+def _picture_name(path: Path, used: set[str]) -> str:
+    """``<stem>.png``, or ``<name>.png`` when another input had the same stem (a.jpg, a.png)."""
+    name = f"{path.stem}.png" if f"{path.stem}.png" not in used else f"{path.name}.png"
+    used.add(name)
+    return name
+
+
+def run_predict(cfg: DictConfig, run_dir: Path) -> None:
+    """Predict on ``cfg.input`` (an image or a folder of images) with the recipe's test transforms.
+
+    Writes one PNG per image (detections scoring >= ``score_threshold``, default 0.5, drawn;
+    set it with ``+score_threshold=0.3``) and ``predictions.json`` (all detections: file_name,
+    category_id (contiguous) and category_name, bbox XYWH, score, RLE segmentation, keypoints)
+    into ``cfg.output`` (default `run_dir`).
+    """
+    images = _input_images(OmegaConf.select(cfg, "input"))
+    out_dir = Path(OmegaConf.select(cfg, "output") or run_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _warn_without_weights(cfg)
+    use_gpu = int(OmegaConf.select(cfg, "trainer.gpus", default=0) or 0) > 0 and torch.cuda.is_available()
+    model = instantiate(cfg.model).to("cuda" if use_gpu else "cpu").eval()
+    mapper = instantiate(cfg.dataloader.test.mapper)
+    style = drawing_style(OmegaConf.select(cfg, "evaluator.dataset_name"))
+    names = style.get("class_names")
+    threshold = float(OmegaConf.select(cfg, "score_threshold", default=SCORE_THRESHOLD))
+    predictions, used = [], set()
+    for path in images:
+        inputs = [mapper({"file_name": str(path), "image_id": path.name})]
+        with torch.no_grad():
+            outputs = model(inputs)
+        instances = outputs[0]["instances"].to("cpu")
+        out_file = out_dir / _picture_name(path, used)
+        if out_file.resolve() == path.resolve():
+            raise UserError(f"output={out_dir} would overwrite the input image {path}; choose another output folder")
+        draw_outputs(inputs, outputs, style, threshold)[0].save(out_file)
+        for result in instances_to_coco_results(instances, path.name):
+            category = result["category_id"]
+            result.update(file_name=str(path), category_name=names[category] if names else str(category))
+            predictions.append(result)
+        logger.info("%s: %d detections (%d >= %.2f) -> %s", path, len(instances),
+                    int((instances.scores >= threshold).sum()), threshold, out_file)
+    (out_dir / "predictions.json").write_text(json.dumps(predictions))
+    print(f"{len(images)} pictures and predictions.json written to {out_dir}")
+
+
+def run_show_data(cfg: DictConfig, run_dir: Path) -> None:
+    """Draw the ground truth of the first images of ``cfg.dataset`` (default: the recipe's
+    training set, built as the recipe builds it) into ``run_dir/show_data/``: one PNG per
+    image and ``grid.png``. ``+num_images=N`` changes how many (default 8)."""
+    name = OmegaConf.select(cfg, "dataset")
+    if name:
+        records = DatasetCatalog.get(name)  # an unknown name is a UserError listing the registered ones
+    else:
+        node = OmegaConf.select(cfg, "dataloader.train.dataset")
+        if node is None:
+            raise UserError("task=show_data needs dataset=NAME (the recipe has no dataloader.train.dataset)")
+        records = instantiate(node)
+        name = OmegaConf.select(node, "name") or OmegaConf.select(node, "names")
+        name = name if isinstance(name, str) else (list(name)[0] if name else None)
+    count = int(OmegaConf.select(cfg, "num_images", default=SHOW_DATA_IMAGES))
+    style = drawing_style(name)
+    out_dir = Path(run_dir) / "show_data"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pictures = []
+    for record in records[:count]:
+        picture = draw_record(read_image(record["file_name"], "RGB", image_id=record.get("image_id")), record, **style)
+        picture.save(out_dir / f"{Path(record['file_name']).stem}.png")
+        pictures.append(picture)
+    if not pictures:
+        raise UserError(f"data set {name!r} has no images to show")
+    image_grid(pictures).save(out_dir / "grid.png")
+    print(f"{len(pictures)} images of {name} with their annotations written to {out_dir}")
