@@ -9,7 +9,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from detrun.config import instantiate
-from detrun.data import DatasetCatalog, MetadataCatalog, register_all_builtin, shapes_dataset
+from detrun.data import DatasetCatalog, MetadataCatalog, register_all_builtin, register_shapes, shapes_dataset
 from detrun.data.datasets.mask_tracing import mask_to_polygons
 from detrun.data.datasets.shapes import DEFAULTS, ensure_shapes, generate_shapes, shapes_cache_dir
 from detrun.data.datasets.shapes_render import CLASSES, KEYPOINT_NAMES, render_image
@@ -120,3 +120,13 @@ def test_recipe_nodes_build_loaders(tiny_shapes, shapes_root, restore_builtin_na
     test = instantiate(cfg.test)
     assert len(test) == 10 and next(iter(test))[0]["image"].shape == (3, 96, 96)
     assert MetadataCatalog.get("shapes_val").json_file == str(tiny_shapes[1])
+
+
+def test_reregistering_updates_metadata_held_elsewhere(tiny_shapes, shapes_root):
+    params = tiny_shapes[0]
+    kw = {k: params[k] for k in DEFAULTS}
+    held = MetadataCatalog.get("test_shapes_rereg")  # e.g. an evaluator built before the loaders
+    shapes_dataset(name="test_shapes_rereg", num_images=10, seed=5, root=str(shapes_root), **kw)
+    assert held.json_file == str(tiny_shapes[1])
+    register_shapes("test_shapes_rereg", num_images=3, seed=5, root=str(shapes_root), **kw)
+    assert held.shapes_params["num_images"] == 3 and held.json_file != str(tiny_shapes[1])

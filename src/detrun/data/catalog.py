@@ -105,6 +105,12 @@ class Metadata:
         if key not in self.__dict__:
             self.__dict__["_lazy"][key] = fn
 
+    def clear(self) -> None:
+        """Forget every value, in place (objects holding this Metadata see the new values set next)."""
+        name = self.name
+        self.__dict__.clear()
+        self.__dict__.update(name=name, _lazy={})
+
     def get(self, key: str, default: Any = None) -> Any:
         try:
             return getattr(self, key)
