@@ -102,9 +102,11 @@ def test_no_predictions_score_0(coco_dataset, records):
 def test_equals_pycocotools_by_hand_with_crowd(coco_dataset, records, coco_dict):
     assert any(a["iscrowd"] for a in coco_dict["annotations"])
     outputs = noisy_outputs(records)
-    results = run_evaluator(COCOEvaluator(coco_dataset, backend="pycocotools"), records, outputs)
+    evaluator = COCOEvaluator(coco_dataset, backend="pycocotools")
+    results = run_evaluator(evaluator, records, outputs)
     expected = by_hand(coco_dict, outputs)
     assert_metrics_equal(results, expected)
+    assert_metrics_equal(evaluator.evaluate(), expected)  # again, on the kept ground truth
     assert 10 < results["bbox"]["AP"] < 90 and 10 < results["segm"]["AP"] < 90 and 5 < results["keypoints"]["AP"] < 95
 
 

@@ -130,10 +130,11 @@ class COCOEvaluator:
             (self._output_dir / "coco_instances_results.json").write_text(json.dumps(results, separators=(",", ":")))
 
         metrics = {task: self._evaluate_task(coco_gt, results, task, image_ids) for task in self._tasks_for(results)}
-        logger.info("COCO evaluation of %s (%d images, %s):\n%s", self.dataset_name, len(image_ids),
-                    self._backend, summary_table(metrics))
+        logger.info("COCO evaluation of %s (%d images, %s): %s", self.dataset_name, len(image_ids), self._backend,
+                    ", ".join(f"{task} AP {m['AP']:.3f}" for task, m in metrics.items()))
         if self._output_dir is not None:
-            (self._output_dir / "per_category_ap.txt").write_text(per_category_table(metrics) + "\n")
+            tables = f"{summary_table(metrics)}\n\n{per_category_table(metrics)}\n"
+            (self._output_dir / "per_category_ap.txt").write_text(tables)
         return metrics
 
     def _tasks_for(self, results: list[dict]) -> tuple[str, ...]:
@@ -156,6 +157,9 @@ class COCOEvaluator:
         if key not in results[0]:
             raise UserError(f"evaluator.tasks includes {task!r} but the predictions have no {key!r} "
                             f"(the model gives no {'pred_masks' if task == 'segm' else 'pred_keypoints'})")
+        if task == "segm" and not all("segmentation" in a for a in coco_gt.dataset["annotations"]):
+            raise UserError(f"segm evaluation on {self.dataset_name!r}, whose ground truth lacks segmentations: "
+                            "set evaluator.tasks=[bbox]")
         sigmas = self._keypoint_sigmas(results) if task == "keypoints" else None
         coco_eval = coco_backends.run_cocoeval(
             coco_gt, results_for_task(results, task), task, backend=self._backend, img_ids=image_ids,

@@ -48,12 +48,18 @@ def _blend_masks(image: Image.Image, masks: np.ndarray, colors: Sequence[tuple],
     """Fill each mask with its colour at opacity `alpha` and draw its outline `width` px thick."""
     pixels = np.asarray(image, dtype=np.float32).copy()
     for mask, color in zip(masks, colors):
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if not len(rows):
+            continue
+        # Work inside the mask's bounding box: outside it there is nothing to paint or erode.
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        mask, region = mask[box], pixels[box]
         color = np.asarray(color, dtype=np.float32)
-        pixels[mask] = pixels[mask] * (1 - alpha) + color * alpha
+        region[mask] = region[mask] * (1 - alpha) + color * alpha
         inner = mask
         for _ in range(width):
             inner = _erode(inner)
-        pixels[mask & ~inner] = color
+        region[mask & ~inner] = color
     return Image.fromarray(pixels.round().astype(np.uint8))
 
 
@@ -102,7 +108,9 @@ def draw_instances(
     draw = ImageDraw.Draw(canvas)
     if boxes is not None:
         for box, color in zip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), colors):
-            draw.rectangle([float(v) for v in box], outline=tuple(color), width=line)
+            x0, y0, x1, y1 = (float(v) for v in box)
+            # Pillow refuses inverted boxes; an empty one still shows where the detection is
+            draw.rectangle([x0, y0, max(x0, x1), max(y0, y1)], outline=tuple(color), width=line)
     if keypoints is not None:
         radius = max(2, round(3 * scale))
         for points, color in zip(np.asarray(keypoints, dtype=np.float64), colors):
