@@ -41,7 +41,9 @@ dataloader.train = L(build_train_loader)(
         use_keypoint=False,
     ),
     total_batch_size=4,
-    num_workers=1,
+    # ~2 ms of CPU per image (mostly PNG decoding): on 2 cores a worker process would take CPU from the
+    # model for little gain (benchmarks/README.md, ## data). Raise it on machines with spare cores.
+    num_workers=0,
     aspect_ratio_grouping=False,  # all images are square
     seed=0,
 )
