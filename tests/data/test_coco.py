@@ -48,6 +48,8 @@ def test_register_coco_instances_is_lazy_and_by_name(coco_dir):
     meta = MetadataCatalog.get("test_coco_named")
     assert meta.evaluator_type == "coco" and meta.json_file == json_path
     assert meta.thing_classes == ["dog", "bird", "cat"]  # read from the file on demand
+    colors = meta.thing_colors
+    assert len(colors) == 3 and len({tuple(c) for c in colors}) == 3 and all(0 <= v <= 255 for c in colors for v in c)
     records = get_dataset("test_coco_named")
     assert len(records) == 3 and sum(len(r["annotations"]) for r in records) == 4
     with pytest.raises(ValueError, match="already registered"):

@@ -97,3 +97,13 @@ def test_bad_images_raise_naming_the_file(records, tmp_path):
         mapper(dict(records[4], file_name=str(corrupt)))
     with pytest.raises(DataError, match="is 30x50 pixels but its annotation says 31x50"):
         mapper(dict(records[4], width=31))
+
+
+def test_image_without_objects_keeps_every_field(records):
+    out = DatasetMapper(is_train=True, use_keypoint=True)(records[7])  # c.png has no annotations
+    inst = out["instances"]
+    assert len(inst) == 0 and inst.gt_boxes.tensor.shape == (0, 4) and len(inst.gt_masks) == 0
+    assert inst.gt_keypoints.tensor.shape[0] == 0
+    no_kp = [dict(a, keypoints=None) for a in records[4]["annotations"]]
+    with pytest.raises(DataError, match="annotation id 4 has no keypoints"):
+        annotations_to_instances(no_kp, NoOpTransform(), original_size=(50, 30), image_size=(50, 30), use_keypoints=True)

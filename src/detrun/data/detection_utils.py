@@ -93,8 +93,15 @@ def annotations_to_instances(annotations: list[dict], transforms: Transform, *, 
             keep &= inst.gt_boxes.nonempty(threshold=1e-5)
 
     if use_keypoints:
-        kps = np.array([a.get("keypoints", []) for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
-        kps = transforms.apply_keypoints(kps) if len(anns) else kps
+        missing = [a.get("id") for a in anns if not a.get("keypoints")]
+        if missing:
+            raise DataError(f"annotation id {missing[0]} has no keypoints, but the mapper uses keypoints "
+                            "(use_keypoint=True); use a keypoint data set or set use_keypoint=False")
+        # [N, K, 3]; an image without objects gets K = 0 (train loaders drop such images by default)
+        if anns:
+            kps = transforms.apply_keypoints(np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3))
+        else:
+            kps = np.zeros((0, 0, 3))
         outside = (kps[..., 0] < 0) | (kps[..., 1] < 0) | (kps[..., 0] > w) | (kps[..., 1] > h)
         kps[outside] = 0
         inst.gt_keypoints = Keypoints(torch.from_numpy(kps.astype(np.float32)))
