@@ -117,7 +117,10 @@ class COCOEvaluator:
         else:
             predictions = self._predictions
         # Samplers may pad a shard with repeated images; each image counts once.
-        predictions = list({p["image_id"]: p for p in reversed(predictions)}.values())[::-1]
+        unique: dict = {}
+        for p in predictions:
+            unique.setdefault(p["image_id"], p)
+        predictions = list(unique.values())
         coco_gt = self._ground_truth()
         image_ids = [self._coco_image_id(p["image_id"]) for p in predictions]
         self._check_image_ids(image_ids, coco_gt)
@@ -195,6 +198,9 @@ class COCOEvaluator:
                 cache = self._output_dir / f"{self.dataset_name}_coco_format.json" if self._output_dir else None
                 category_ids = None
                 class_names = list(self._metadata.get("thing_classes") or [])
+                if not class_names:
+                    raise UserError(f"data set {self.dataset_name!r} has no COCO json_file and no thing_classes: set "
+                                    f"MetadataCatalog.get({self.dataset_name!r}).thing_classes = [names...]")
                 if self._category_ids is not None:
                     category_ids = [self._category_ids[k] for k in range(len(class_names))]
                 dataset = cached_records_to_coco(
@@ -207,7 +213,8 @@ class COCOEvaluator:
         return self._coco_gt
 
     def _coco_image_id(self, image_id: Any) -> Any:
-        return image_id if self._image_id_map is None else self._image_id_map[str(image_id)]
+        # an id missing from the map stays as is, and _check_image_ids reports it
+        return image_id if self._image_id_map is None else self._image_id_map.get(str(image_id), image_id)
 
     def _check_image_ids(self, image_ids: list, coco_gt: Any) -> None:
         known = {img["id"] for img in coco_gt.dataset["images"]}
