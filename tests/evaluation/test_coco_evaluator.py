@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
+import torch
 from evaltest_data import CATEGORY_IDS, CLASS_NAMES, HEIGHT, KPT_SIGMAS, WIDTH, noisy_outputs, perfect_outputs
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -89,12 +90,17 @@ def test_perfect_predictions_score_100(coco_dataset, records):
 
 
 def test_no_predictions_score_0(coco_dataset, records):
-    empty = Instances((HEIGHT, WIDTH), pred_boxes=Boxes(np.zeros((0, 4), np.float32)), scores=np.zeros(0),
-                      pred_classes=np.zeros(0, np.int64))
+    empty = Instances((HEIGHT, WIDTH), pred_boxes=Boxes(np.zeros((0, 4), np.float32)), scores=torch.zeros(0),
+                      pred_classes=torch.zeros(0, dtype=torch.int64))
     evaluator = COCOEvaluator(coco_dataset, backend="pycocotools")
     evaluator.process(records, [{"instances": empty} for _ in records])
+    assert list(evaluator.evaluate()) == ["bbox"]  # a box-only model
+    empty.pred_masks = torch.zeros(0, HEIGHT, WIDTH, dtype=torch.bool)
+    empty.pred_keypoints = torch.zeros(0, 4, 3)
+    evaluator.reset()
+    evaluator.process(records, [{"instances": empty} for _ in records])
     results = evaluator.evaluate()
-    assert set(results) == set(TASKS)  # inferred from the ground truth when nothing is predicted
+    assert set(results) == set(TASKS)  # the fields tell what the model predicts, even with no detections
     for metrics in results.values():
         assert metrics["AP"] == 0.0 and all(v == 0.0 for v in metrics.values())
 
@@ -180,4 +186,10 @@ def test_clear_errors(coco_dataset, records):
     bad = dict(records[0], image_id=12345)
     evaluator.process([bad], [perfect_outputs(records)[records[0]["image_id"]]])
     with pytest.raises(UserError, match="12345"):
+        evaluator.evaluate()
+    boxes_only = perfect_outputs(records[:1])[records[0]["image_id"]]["instances"]
+    boxes_only.remove("pred_masks")
+    evaluator = COCOEvaluator(coco_dataset, backend="pycocotools", tasks=["segm"])
+    evaluator.process(records[:1], [{"instances": boxes_only}])
+    with pytest.raises(UserError, match="no pred_masks"):
         evaluator.evaluate()

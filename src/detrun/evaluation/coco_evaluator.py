@@ -20,6 +20,7 @@ from .tables import per_category_table, summary_table
 logger = logging.getLogger(__name__)
 
 TASKS = tuple(RESULT_KEYS)  # ("bbox", "segm", "keypoints")
+PREDICTION_FIELDS = {"segm": "pred_masks", "keypoints": "pred_keypoints"}  # the Instances field each task needs
 
 
 class COCOEvaluator:
@@ -53,7 +54,8 @@ class COCOEvaluator:
             output_dir: where predictions JSON, per-category table and a converted ground truth
                 are written; nothing is written when None.
             tasks: subset of ("bbox", "segm", "keypoints"); inferred from the predictions when None
-                (bbox always, segm with ``pred_masks``, keypoints with ``pred_keypoints``).
+                (bbox always, segm with ``pred_masks``, keypoints with ``pred_keypoints``, fields a
+                model sets even when it detects nothing).
             distributed: gather predictions from all ranks to rank 0 in ``evaluate()``.
             backend: "auto", "pycocotools" or "faster_coco_eval" (see `coco_backends`).
             max_dets_per_image: detections scored per image for bbox/segm (COCO: 100).
@@ -104,7 +106,9 @@ class COCOEvaluator:
                 raise ValueError(f"COCOEvaluator needs model outputs with 'instances'; got keys {sorted(out)}")
             instances = out["instances"].to("cpu")
             results = instances_to_coco_results(instances, inp["image_id"], category_ids=self._category_ids)
-            self._predictions.append({"image_id": inp["image_id"], "results": results})
+            # The fields say what the model predicts even on an image where it found nothing.
+            tasks = [t for t, field in PREDICTION_FIELDS.items() if instances.has(field)]
+            self._predictions.append({"image_id": inp["image_id"], "results": results, "tasks": tasks})
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         """Gather, score and report; ``{}`` on ranks other than 0. See the class docstring."""
@@ -132,7 +136,10 @@ class COCOEvaluator:
             self._output_dir.mkdir(parents=True, exist_ok=True)
             (self._output_dir / "coco_instances_results.json").write_text(json.dumps(results, separators=(",", ":")))
 
-        metrics = {task: self._evaluate_task(coco_gt, results, task, image_ids) for task in self._tasks_for(results)}
+        if not results:
+            logger.warning("No predictions on %s (%d images): every metric is 0.", self.dataset_name, len(image_ids))
+        tasks = self._tasks or tuple(t for t in TASKS if t == "bbox" or any(t in p["tasks"] for p in predictions))
+        metrics = {task: self._evaluate_task(coco_gt, results, task, image_ids) for task in tasks}
         logger.info("COCO evaluation of %s (%d images, %s): %s", self.dataset_name, len(image_ids), self._backend,
                     ", ".join(f"{task} AP {m['AP']:.3f}" for task, m in metrics.items()))
         if self._output_dir is not None:
@@ -140,26 +147,13 @@ class COCOEvaluator:
             (self._output_dir / "per_category_ap.txt").write_text(tables)
         return metrics
 
-    def _tasks_for(self, results: list[dict]) -> tuple[str, ...]:
-        if self._tasks is not None:
-            return self._tasks
-        if results:
-            present = {task for task, key in RESULT_KEYS.items() if key in results[0]}
-        else:  # nothing predicted: score what the ground truth supports, all zeros
-            anns = self._coco_gt.dataset["annotations"]
-            present = {"segm"} if any(a.get("segmentation") for a in anns) else set()
-            present |= {"keypoints"} if any(a.get("num_keypoints", 0) > 0 for a in anns) else set()
-        return tuple(t for t in TASKS if t == "bbox" or t in present)
-
     def _evaluate_task(self, coco_gt: Any, results: list[dict], task: str, image_ids: list) -> dict[str, float]:
         class_names = [c["name"] for c in sorted(coco_gt.dataset["categories"], key=lambda c: c["id"])]
         if not results:
-            logger.warning("No predictions on %s: every %s metric is 0.", self.dataset_name, task)
             return empty_metrics(task, class_names)
-        key = RESULT_KEYS[task]
-        if key not in results[0]:
-            raise UserError(f"evaluator.tasks includes {task!r} but the predictions have no {key!r} "
-                            f"(the model gives no {'pred_masks' if task == 'segm' else 'pred_keypoints'})")
+        if RESULT_KEYS[task] not in results[0]:
+            raise UserError(f"evaluator.tasks includes {task!r} but the model's predictions have no "
+                            f"{PREDICTION_FIELDS[task]}")
         if task == "segm" and not all("segmentation" in a for a in coco_gt.dataset["annotations"]):
             raise UserError(f"segm evaluation on {self.dataset_name!r}, whose ground truth lacks segmentations: "
                             "set evaluator.tasks=[bbox]")
