@@ -1,0 +1,6 @@
+"""Faster R-CNN, ResNet-50-FPN, with Detectron2's defaults: `mask_rcnn_fpn` without the mask branch."""
+from .mask_rcnn_fpn import model
+
+model.roi_heads.mask_in_features = None
+model.roi_heads.mask_pooler = None
+model.roi_heads.mask_head = None
