@@ -176,13 +176,10 @@ def match_detections(tv_boxes, tv_labels, boxes, classes):
 
 
 def check_proposals(tv_boxes, proposals):
-    """Same boxes in the same order, except that proposals of equal objectness may swap places."""
-    boxes, logits = proposals.proposal_boxes.tensor, proposals.objectness_logits
+    """Same boxes in the same order."""
+    boxes = proposals.proposal_boxes.tensor
     assert boxes.shape == tv_boxes.shape
-    distance, index = torch.cdist(tv_boxes, boxes, p=float("inf")).min(dim=1)
-    assert distance.max() <= 2e-3 and len(index.unique()) == len(index)
-    moved = index != torch.arange(len(index))
-    assert moved.sum() <= 4 and torch.allclose(logits[index[moved]], logits[moved], atol=1e-5)
+    torch.testing.assert_close(boxes, tv_boxes, rtol=1e-4, atol=2e-3)
 
 
 def dilate(masks, pixels):

@@ -2,8 +2,8 @@
 
 Differences from Detectron2's defaults (`mask_rcnn_fpn`): stride in the 3x3 convs of the
 ResNet; RGB input normalised with ImageNet mean/std; rounded anchors whose strides are
-inferred from the padded image size; RPN keeping 2000 proposals per image in training and
-dropping boxes under 1e-3 px; ROIAlign with 2 samples per bin and no half-pixel alignment;
+inferred from the padded image size; RPN keeping 2000 proposals per image in training,
+dropping boxes under 1e-3 px and ranking by sigmoid probability; ROIAlign with 2 samples per bin and no half-pixel alignment;
 detections under 1e-2 px dropped. With these, torchvision's weights give torchvision's
 detections (tests/modeling/test_torchvision_parity.py).
 
@@ -22,6 +22,7 @@ model.proposal_generator.anchor_generator.strides = None  # padded image size //
 model.proposal_generator.anchor_generator.round_anchors = True
 model.proposal_generator.post_nms_topk = [2000, 1000]
 model.proposal_generator.min_box_size = 1e-3
+model.proposal_generator.nms_on_sigmoid = True  # rank by sigmoid: saturated logits tie as in torchvision
 
 model.roi_heads.box_pooler.sampling_ratio = 2
 model.roi_heads.box_pooler.aligned = False
