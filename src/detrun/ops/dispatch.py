@@ -16,6 +16,7 @@ applies, so one env var can steer a whole model.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 
 import torch
@@ -68,10 +69,9 @@ def _torchvision_unavailable(device_type: str) -> str | None:
 
 @functools.cache
 def _triton_unavailable(device_type: str) -> str | None:
-    try:
-        from ... import kernels
-    except ImportError as e:
-        return f"Triton is not importable ({e}); install `triton` or use backend='torch'"
+    if importlib.util.find_spec("triton") is None:
+        return "Triton is not installed; install `triton` or use backend='torch'"
+    from .. import kernels
     if device_type == "cpu" and not kernels.INTERPRETED:
         return ("Triton runs CPU tensors only in interpreter mode: set TRITON_INTERPRET=1 before "
                 "detrun.kernels is first imported, or use backend='torch'/'torchvision' on CPU")

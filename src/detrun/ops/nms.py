@@ -31,7 +31,7 @@ def _nms_torchvision(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: 
 
 
 def _nms_triton(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> Tensor:
-    from ...kernels.nms import nms as nms_triton
+    from ..kernels.nms import nms as nms_triton
 
     return nms_triton(boxes, scores, iou_threshold, idxs)
 

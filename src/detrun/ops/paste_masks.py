@@ -10,7 +10,7 @@ from .paste_masks_torch import paste_masks_torch
 
 def _paste_masks_triton(masks: Tensor, boxes: Tensor, image_size: tuple[int, int], threshold: float | None
                         ) -> Tensor:
-    from ...kernels.paste_masks import paste_masks as paste_masks_triton
+    from ..kernels.paste_masks import paste_masks as paste_masks_triton
 
     return paste_masks_triton(masks, boxes, image_size, threshold)
 

@@ -47,7 +47,7 @@ def _roi_align_torchvision(input: Tensor, rois: Tensor, output_size: tuple[int, 
 
 def _roi_align_triton(input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float,
                       sampling_ratio: int, aligned: bool) -> Tensor:
-    from ...kernels.roi_align import roi_align as roi_align_triton
+    from ..kernels.roi_align import roi_align as roi_align_triton
 
     return roi_align_triton(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
 
