@@ -196,9 +196,26 @@ def test_mask_loss_uses_gt_class_channel():
     )
     x = torch.randn(2, CHANNELS, 7, 7)
     loss = head(x, [inst])["loss_mask"]
-    logits = head.layers(x)
+    logits = head.predictor(head.layers(x))
     expected = F.softplus(-torch.stack([logits[0, 2], logits[1, 0]])).mean()
     torch.testing.assert_close(loss, expected)
+
+
+@pytest.mark.parametrize("agnostic", [False, True])
+def test_mask_inference_picks_predicted_class(agnostic):
+    head = MaskRCNNConvUpsampleHead(
+        in_channels=CHANNELS, num_classes=NUM_CLASSES, conv_dims=[MASK_DIM] * 3, cls_agnostic_mask=agnostic
+    ).eval()
+    _randomize(head, seed=9, std=3.0)
+    dets = [Instances((64, 64), pred_classes=torch.tensor([2, 0, 1])), Instances((64, 64), pred_classes=torch.tensor([1]))]
+    x = torch.randn(4, CHANNELS, 7, 7)
+    with torch.no_grad():
+        head(x, dets)
+        logits = head.predictor(head.layers(x))
+    channel = torch.zeros(4, dtype=torch.int64) if agnostic else torch.tensor([2, 0, 1, 1])
+    expected = logits[torch.arange(4), channel][:, None].sigmoid()
+    torch.testing.assert_close(torch.cat([d.pred_masks for d in dets]), expected)
+    assert dets[1].pred_masks.shape == (1, 1, 14, 14)
 
 
 def _gt_instances(image_size, boxes, classes):

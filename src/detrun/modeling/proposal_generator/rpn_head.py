@@ -37,7 +37,7 @@ class StandardRPNHead(nn.Module):
             self.conv = nn.Sequential()
             for i, conv in enumerate(convs):
                 self.conv.add_module(f"conv{i}", conv)
-                self.conv.add_module(f"relu{i}", nn.ReLU())
+                self.conv.add_module(f"relu{i}", nn.ReLU(inplace=True))
         self.objectness_logits = nn.Conv2d(channels, num_anchors, kernel_size=1)
         self.anchor_deltas = nn.Conv2d(channels, num_anchors * box_dim, kernel_size=1)
         for module in self.modules():
@@ -50,7 +50,7 @@ class StandardRPNHead(nn.Module):
         logits, deltas = [], []
         single_conv = isinstance(self.conv, nn.Conv2d)
         for x in features:
-            t = F.relu(self.conv(x)) if single_conv else self.conv(x)
+            t = F.relu(self.conv(x), inplace=True) if single_conv else self.conv(x)
             logits.append(self.objectness_logits(t))
             deltas.append(self.anchor_deltas(t))
         return logits, deltas

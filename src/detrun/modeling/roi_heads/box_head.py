@@ -62,10 +62,11 @@ class FastRCNNConvFCHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Tensor[R, C, h, w] -> Tensor[R, output_size] (or [R, C', h, w] without FC layers)."""
+        # In-place ReLUs: conv / linear backward needs their inputs, not their outputs.
         for conv in self.convs:
-            x = F.relu(conv(x))
+            x = F.relu(conv(x), inplace=True)
         if self.fcs:
             x = x.flatten(1)
             for fc in self.fcs:
-                x = F.relu(fc(x))
+                x = F.relu(fc(x), inplace=True)
         return x

@@ -40,14 +40,14 @@ def mask_rcnn_loss(pred_mask_logits: Tensor, instances: list[Instances]) -> Tens
 
 
 def mask_rcnn_inference(pred_mask_logits: Tensor, pred_instances: list[Instances]) -> None:
-    """Set `pred_masks` (float probabilities Tensor[N_i, 1, M, M] of the predicted class) on each
-    image's detections; `pred_mask_logits` is Tensor[sum N_i, K, M, M]."""
-    if pred_mask_logits.shape[1] == 1:
-        logits = pred_mask_logits[:, :1]
-    else:
-        classes = torch.cat([p.pred_classes for p in pred_instances])
-        logits = pred_mask_logits[torch.arange(len(classes), device=classes.device), classes][:, None]
-    probs = logits.float().sigmoid().split([len(p) for p in pred_instances])
+    """Set `pred_masks` (float probabilities Tensor[N_i, 1, M, M]) on each image's detections.
+
+    Args:
+        pred_mask_logits: Tensor[sum N_i, 1, M, M], the logits of each detection's predicted
+            class (or of the class-agnostic mask), images concatenated.
+        pred_instances: per image, the detections.
+    """
+    probs = pred_mask_logits.float().sigmoid().split([len(p) for p in pred_instances])
     for p, prob in zip(pred_instances, probs):
         p.pred_masks = prob
 
@@ -99,16 +99,30 @@ class MaskRCNNConvUpsampleHead(nn.Module):
         nn.init.zeros_(self.predictor.bias)
 
     def layers(self, x: Tensor) -> Tensor:
-        """Pooled features Tensor[R, C, M/2, M/2] -> mask logits Tensor[R, K, M, M]."""
+        """Pooled features Tensor[R, C, M/2, M/2] -> upsampled features Tensor[R, D, M, M]."""
+        # In-place ReLUs: conv backward needs its input, not its output.
         for conv in self.convs:
-            x = F.relu(conv(x))
-        return self.predictor(F.relu(self.deconv(x)))
+            x = F.relu(conv(x), inplace=True)
+        return F.relu(self.deconv(x), inplace=True)
+
+    def class_logits(self, x: Tensor, classes: Tensor) -> Tensor:
+        """Logits of one class per mask, Tensor[R, 1, M, M], from features `x` Tensor[R, D, M, M].
+
+        Applies only the predictor row of each mask's class (`classes`: int64 Tensor[R]): a
+        batched matrix product instead of all C channels, C times less work at inference.
+        """
+        if self.predictor.out_channels == 1:
+            return self.predictor(x)
+        weight = self.predictor.weight[classes, :, 0, 0]  # [R, D]
+        logits = torch.bmm(weight[:, None, :], x.flatten(2)).view(x.shape[0], 1, *x.shape[2:])
+        return logits + self.predictor.bias[classes].view(-1, 1, 1, 1)
 
     def forward(self, x: Tensor, instances: list[Instances]) -> dict[str, Tensor] | list[Instances]:
         """Training: ``{"loss_mask": ...}`` for foreground proposals with gt; inference: sets
         `pred_masks` on `instances` (detections with `pred_classes`) and returns them."""
-        logits = self.layers(x)
+        x = self.layers(x)
         if self.training:
-            return {"loss_mask": mask_rcnn_loss(logits, instances) * self.loss_weight}
-        mask_rcnn_inference(logits, instances)
+            return {"loss_mask": mask_rcnn_loss(self.predictor(x), instances) * self.loss_weight}
+        classes = torch.cat([p.pred_classes for p in instances]) if instances else x.new_zeros(0, dtype=torch.long)
+        mask_rcnn_inference(self.class_logits(x, classes), instances)
         return instances

@@ -101,7 +101,8 @@ class ROIPooler(nn.Module):
             boxes, self.min_level, self.max_level, self.canonical_box_size, self.canonical_level, self.level_eps
         )
         x0 = features[0]
-        output = x0.new_zeros((len(rois), x0.shape[1]) + self.output_size)
+        # Every box gets exactly one level (levels are clamped), so every row is written below.
+        output = x0.new_empty((len(rois), x0.shape[1]) + self.output_size)
         for level, (x, scale) in enumerate(zip(features, self.scales)):
             idx = torch.nonzero(levels == level).squeeze(1)
             output[idx] = self._roi_align(x, rois[idx], scale).to(output.dtype)
