@@ -43,6 +43,13 @@ def test_matches_torchvision(low_quality, thresholds):
         assert (labels[iou.argmax(dim=1)] == 1).all()
 
 
+def test_gt_overlapping_nothing_makes_no_positives():
+    m = Matcher(thresholds=[0.3, 0.7], labels=[0, -1, 1], allow_low_quality_matches=True)
+    iou = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.5, 0.2]])  # gt 0: a zero-area box
+    _, labels = m(iou)
+    assert labels.tolist() == [0, 1, 0]
+
+
 def test_empty_gt_and_empty_predictions():
     m = Matcher(thresholds=[0.3, 0.7], labels=[0, -1, 1], allow_low_quality_matches=True)
     matches, labels = m(torch.zeros(0, 5))

@@ -20,7 +20,8 @@ class Matcher:
         allow_low_quality_matches: also mark as positive, for every ground-truth box, the
             predictions that reach its highest IoU (ties included), even below the positive
             threshold; Faster R-CNN's RPN rule so that every gt gets at least one anchor.
-            Such a prediction keeps its best-IoU gt as match (as in both libraries).
+            Such a prediction keeps its best-IoU gt as match (as in both libraries). Unlike
+            them, a gt whose best IoU is 0 makes no low-quality match.
     """
 
     def __init__(self, *, thresholds: list[float], labels: list[int], allow_low_quality_matches: bool = False):
@@ -59,6 +60,8 @@ class Matcher:
 
         if self.allow_low_quality_matches:
             best_per_gt = match_quality_matrix.max(dim=1, keepdim=True).values
-            reaches_best = (match_quality_matrix == best_per_gt).any(dim=0)
+            # A gt overlapping nothing (e.g. a zero-area box) would otherwise make every
+            # prediction positive, regressing towards a box it can't reach.
+            reaches_best = ((match_quality_matrix == best_per_gt) & (best_per_gt > 0)).any(dim=0)
             match_labels.masked_fill_(reaches_best, 1)
         return matches, match_labels
