@@ -44,17 +44,19 @@ class OpsBackendError(UserError, RuntimeError):
     """A requested ops backend cannot run the given input here."""
 
 
-def _unavailable_reason(backend: str, device: torch.device) -> str | None:
+def unavailable_reason(backend: str, device: torch.device) -> str | None:
     """Why `backend` cannot run on `device` in this process, or None if it can."""
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device is available"
     if backend == "torch":
         return None
     if backend == "torchvision":
-        return _torchvision_unavailable(device.type)
+        return _torchvision_unavailable()
     return _triton_unavailable(device.type)
 
 
 @functools.cache
-def _torchvision_unavailable(device_type: str) -> str | None:
+def _torchvision_unavailable() -> str | None:
     try:
         import torchvision  # noqa: F401
         from torchvision.extension import _has_ops
@@ -62,8 +64,6 @@ def _torchvision_unavailable(device_type: str) -> str | None:
         return f"torchvision is not importable ({e})"
     if not _has_ops():
         return "torchvision was installed without its C++ ops"
-    if device_type == "cuda" and torch.version.cuda is None:
-        return "this torch build has no CUDA"
     return None
 
 
@@ -75,8 +75,6 @@ def _triton_unavailable(device_type: str) -> str | None:
     if device_type == "cpu" and not kernels.INTERPRETED:
         return ("Triton runs CPU tensors only in interpreter mode: set TRITON_INTERPRET=1 before "
                 "detrun.kernels is first imported, or use backend='torch'/'torchvision' on CPU")
-    if device_type == "cuda" and not (kernels.INTERPRETED or torch.cuda.is_available()):
-        return "no CUDA device is available to Triton"
     if device_type not in ("cpu", "cuda"):
         return f"Triton kernels are not built for {device_type!r} tensors"
     return None
@@ -97,32 +95,37 @@ def _check_name(name: str, source: str) -> str:
 def automatic(op: str, device: torch.device, dtype: torch.dtype) -> str:
     """The backend `op` uses on `device`/`dtype` when neither argument nor env var chooses."""
     for name in _AUTO_ORDER.get(device.type, ("torch",)):
-        if _covers(op, name, dtype) and _unavailable_reason(name, device) is None:
+        if _covers(op, name, dtype) and unavailable_reason(name, device) is None:
             return name
     return "torch"
 
 
 def select(op: str, tensor: torch.Tensor, backend: str | None = None) -> str:
-    """Backend name that runs `op` for `tensor` (its device and dtype decide).
+    """Backend name that runs `op` for `tensor` (its device and dtype decide); see `choose`."""
+    return choose(op, tensor.device, tensor.dtype, backend)
+
+
+def choose(op: str, device: torch.device, dtype: torch.dtype, backend: str | None = None) -> str:
+    """Backend name that runs `op` on tensors of `device` and `dtype`.
 
     `backend`: an explicit request ("triton" | "torchvision" | "torch") or None (env var, then
     automatic). Raises OpsBackendError if an explicitly requested backend cannot run the input.
     """
-    device, dtype = tensor.device, tensor.dtype
+    device = torch.device(device)
     if backend is not None:
         name = _check_name(backend, "backend")
         if not _covers(op, name, dtype):
             have = [b for b in BACKENDS if _covers(op, b, dtype)]
             raise OpsBackendError(f"backend={name!r} has no {op} for {dtype} tensors; "
                                   f"backends that do: {have}")
-        reason = _unavailable_reason(name, device)
+        reason = unavailable_reason(name, device)
         if reason is not None:
             raise OpsBackendError(f"backend={name!r} cannot run {op} on {device.type}: {reason}")
         return name
     env = os.environ.get(ENV_VAR, "").strip().lower()
     if env and env != "auto":
         name = _check_name(env, ENV_VAR)
-        reason = _unavailable_reason(name, device)
+        reason = unavailable_reason(name, device)
         if reason is not None:
             raise OpsBackendError(f"{ENV_VAR}={name!r} cannot run on {device.type}: {reason}; "
                                   f"unset {ENV_VAR} to choose automatically")
