@@ -8,20 +8,25 @@ batch of 4 and 2 ranks, rank 1 never sees a box.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from detrun.config import L
 from detrun.engine.hooks import Hook, TrainState
 from detrun.utils import comm
 
+# Variables through which torchrun and SLURM tell a process it is one rank of a job. A test
+# run inside such a job must not have its own runs join that job.
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_STEP_NUM_TASKS")
 NUM_CLASSES = 3
 IMAGE_SIZE = 8
 
@@ -42,19 +47,22 @@ class ToyDetector(nn.Module):
     Args:
         hidden: width of the hidden layer.
         dropout: dropout probability (consumes the torch RNG: resume must restore it).
-        fail_at, fail_rank, fail_mode: in the `fail_at`-th training forward (1-based) of this
-            process, on rank `fail_rank` (-1: every rank), "raise" an error, "kill" the process
-            with SIGKILL, "sleep" for 10 minutes, or return a "nan" loss_box.
+        fail_at, fail: in the `fail_at`-th training forward (1-based) of this process, rank r
+            does ``fail[r]``: "raise" an error, "kill" itself with SIGKILL, "sleep" 10 minutes,
+            return a "nan" loss_box (from then on), or "" nothing.
+        fail_marker: a file that gets the time.time() of the failure, for timing the shutdown.
     """
 
-    def __init__(self, *, hidden: int = 16, dropout: float = 0.0, fail_at: int = 0, fail_rank: int = -1,
-                 fail_mode: str = "raise"):
+    def __init__(self, *, hidden: int = 16, dropout: float = 0.0, fail_at: int = 0, fail: list[str] = (),
+                 fail_marker: str = ""):
         super().__init__()
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * IMAGE_SIZE**2, hidden), nn.LayerNorm(hidden), nn.ReLU(),
                                   nn.Dropout(dropout))
         self.cls_head = nn.Linear(hidden, NUM_CLASSES)
         self.box_head = nn.Linear(hidden, 4)
-        self.fail_at, self.fail_rank, self.fail_mode = fail_at, fail_rank, fail_mode
+        rank = comm.get_rank()
+        self.fail_at, self.fail_mode = fail_at, fail[rank] if rank < len(fail) else ""
+        self.fail_marker = fail_marker
         self.calls = 0
 
     def forward(self, batch: list[dict]):
@@ -65,7 +73,8 @@ class ToyDetector(nn.Module):
         if not self.training:
             return [{"scores": s} for s in logits.float().softmax(-1)]
         self.calls += 1
-        if self.calls == self.fail_at and self.fail_rank in (-1, comm.get_rank()):
+        self.compute_dtype = str(logits.dtype)  # what autocast gave the layers, for the AMP test
+        if self.calls == self.fail_at:
             self._fail()
         labels = torch.tensor([b["label"] for b in batch], device=device)
         has_box = torch.tensor([len(b["boxes"]) > 0 for b in batch], device=device, dtype=torch.float32)
@@ -78,6 +87,9 @@ class ToyDetector(nn.Module):
         return {"loss_cls": F.cross_entropy(logits.float(), labels), "loss_box": loss_box}
 
     def _fail(self) -> None:
+        if self.fail_marker and self.fail_mode in ("raise", "kill"):
+            with open(self.fail_marker, "w") as f:
+                f.write(repr(time.time()))
         if self.fail_mode == "raise":
             raise RuntimeError(f"injected failure on rank {comm.get_rank()}")
         if self.fail_mode == "kill":
@@ -167,18 +179,21 @@ class CrashAfter(Hook):
 
 
 class RecordSteps(Hook):
-    """Appends each step's iteration and metrics to `path` (one line each, rank 0), to see hooks run."""
+    """Appends ``{"iteration", "metrics": names, "dtype": model.compute_dtype}`` to `path` (JSON
+    lines, rank 0) after every step: shows that recipe hooks run and what they see."""
 
     def __init__(self, *, path: str):
         self.path = path
 
     def after_step(self, state: TrainState) -> None:
         if comm.is_main_process():
+            record = {"iteration": state.iteration, "metrics": sorted(state.metrics),
+                      "dtype": getattr(state.model, "compute_dtype", None)}
             with open(self.path, "a") as f:
-                f.write(f"{state.iteration} {sorted(state.metrics)}\n")
+                f.write(json.dumps(record) + "\n")
 
 
-def toy_recipe(**trainer) -> OmegaConf:
+def toy_recipe(**trainer) -> DictConfig:
     """A complete training recipe around the toy pieces; `trainer` overrides trainer keys."""
     from detrun.recipes.common.optim import SGD
     from detrun.recipes.common.schedules import multistep
@@ -199,3 +214,31 @@ def toy_recipe(**trainer) -> OmegaConf:
     for key, value in trainer.items():
         OmegaConf.update(cfg, f"trainer.{key}", value, force_add=True)
     return cfg
+
+
+def train_toy(run_dir: Path, cfg: DictConfig) -> Path:
+    """`run_train` in this process (it spawns when cfg asks for several); returns `run_dir`."""
+    from detrun.engine import run_train
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_train(cfg, run_dir)
+    return run_dir
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def launch_env(**extra: str) -> dict:
+    """The environment for a launcher subprocess: engine_toy importable, no inherited job."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(__file__), env.get("PYTHONPATH")]))
+    return {**env, **extra}
+
+
+def main() -> None:
+    """``python -c "import engine_toy; engine_toy.main()" RUN_DIR JSON``: `run_train` on the toy
+    recipe merged with the JSON overrides (for tests that need the launcher as its own process)."""
+    import sys
+
+    train_toy(Path(sys.argv[1]), OmegaConf.merge(toy_recipe(), json.loads(sys.argv[2])))

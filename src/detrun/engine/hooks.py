@@ -32,8 +32,9 @@ class TrainState:
         iteration: optimizer steps done (1 after the first step); `start_iter` when resumed.
         metrics: this iteration's scalars, identical on every rank: loss terms averaged over
             ranks and micro-batches, ``total_loss``, ``lr``, ``data_time`` and ``time`` in s,
-            ``grad_norm`` when clipping. Hooks may add their own.
-        writer: the metrics writer on rank 0, None elsewhere.
+            ``grad_norm`` when clipping.
+        writer: the metrics writer on rank 0, None elsewhere; hooks write their own scalars
+            with ``state.writer.write(state.iteration, {...})``.
     """
 
     cfg: DictConfig

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
 from omegaconf import DictConfig, OmegaConf
 
 from detrun.errors import UserError
@@ -42,6 +45,9 @@ Worker = Callable[[DictConfig, Path, torch.device], None]
 # fails. Failures of a rank don't wait for it: the watchdog stops the others within seconds.
 DIST_TIMEOUT = timedelta(minutes=30)
 WATCHDOG_POLL_S = 1.0
+# A rank told of another's failure waits this long before exiting, so the failed rank's own
+# traceback reaches its launcher first (the launcher reports the first process to exit).
+ABORT_GRACE_S = 3.0
 _ABORT_KEY = "detrun/abort"
 
 
@@ -76,7 +82,7 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> None:
             file system).
     Raises:
         LaunchError: GPUs asked for but missing, or inconsistent process counts.
-        torch.multiprocessing.ProcessException: a spawned process failed (after the others were stopped).
+        ProcessException: a spawned process failed (after the others were stopped).
     """
     t = cfg.trainer
     gpus = int(t.gpus)
@@ -104,10 +110,26 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> None:
     try:
         while not context.join():
             pass
-    except mp.ProcessException as exc:
-        if int(t.num_machines) > 1:
+    except ProcessException as exc:
+        # Machine 0's rank 0 hosts the store: if it failed, the store is gone and the others notice.
+        if int(t.machine_rank) > 0:
             _post_abort_remote(host, port, f"a process on machine {t.machine_rank} failed: {exc}".splitlines()[0])
+        # The first process to exit may be one the watchdog stopped; report the one that raised.
+        raised = None if isinstance(exc, ProcessRaisedException) else _raised_in_child(context)
+        if raised is not None:
+            raise raised from exc
         raise
+
+
+def _raised_in_child(context: mp.ProcessContext) -> ProcessRaisedException | None:
+    """The exception a spawned process raised, from the traceback torch's spawn wrapper saved."""
+    for index, path in enumerate(context.error_files):
+        if os.access(path, os.R_OK):
+            with open(path, "rb") as f:  # written by our own child process
+                trace = pickle.load(f)
+            return ProcessRaisedException(f"\n\n-- Process {index} terminated with the following error:\n{trace}",
+                                          index, context.processes[index].pid)
+    return None
 
 
 def _check_gpus(gpus: int, needed: int) -> None:
@@ -212,7 +234,8 @@ def _run(worker: Worker, cfg: DictConfig, run_dir: Path, rv: Rendezvous, use_gpu
 
 def _post_abort(store: dist.Store, key: str, reason: str) -> None:
     try:
-        store.set(key, reason)
+        # First reason wins: ranks failing because of it (broken collectives) don't overwrite it.
+        store.compare_set(key, "", reason)
     except Exception:  # the store's host is gone already: the others notice that instead
         pass
 
@@ -220,7 +243,7 @@ def _post_abort(store: dist.Store, key: str, reason: str) -> None:
 def _post_abort_remote(host: str, port: int, reason: str) -> None:
     """Tell the other machines' processes that this machine failed (if the store is still up)."""
     try:
-        store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=5))
+        store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=2))
     except Exception:
         return
     _post_abort(store, f"{_ABORT_KEY}/0", reason)
@@ -237,4 +260,5 @@ def _watchdog(store: dist.Store, rv: Rendezvous, stop: threading.Event) -> None:
         if stop.is_set():
             return
         print(f"[detrun] rank {rv.rank} stops because {reason}", file=sys.stderr, flush=True)
+        time.sleep(ABORT_GRACE_S)
         os._exit(1)  # the main thread may be stuck in a collective that will never finish

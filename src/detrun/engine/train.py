@@ -5,7 +5,7 @@ recipe -> resume -> loop -> final weights, evaluation and report. Per iteration:
 
     set lr -> grad_accum x (next batch -> forward under autocast -> backward, scaled only for
     fp16) -> average the losses over ranks, stop if one is not finite -> unscale, clip ->
-    step -> zero_grad(set_to_none) -> EMA -> hooks (timing, checkpoint, eval, yours, logging)
+    step -> zero_grad(set_to_none) -> EMA -> hooks (timing, logging, checkpoint, eval, yours)
 """
 from __future__ import annotations
 
@@ -95,11 +95,11 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     writer = MetricsWriter(run_dir, start_iter=start_iter) if comm.is_main_process() else None
     state = TrainState(cfg=cfg, run_dir=run_dir, model=model, optimizer=optimizer, start_iter=start_iter,
                        max_iter=t.max_iter, iteration=start_iter, writer=writer)
-    hooks = [IterationTimer(), PeriodicCheckpoint(checkpointer, t.checkpoint_period)]
+    # Log before checkpointing: a run killed after a checkpoint has logged every step up to it.
+    hooks = [IterationTimer(), ProgressLogger(t.log_period), PeriodicCheckpoint(checkpointer, t.checkpoint_period)]
     if evaluate is not None:
         hooks.append(PeriodicEval(evaluate, t.eval_period))
     hooks += [instantiate(hook) for hook in t.hooks]
-    hooks.append(ProgressLogger(t.log_period))  # last, so it logs what the other hooks measured
     if comm.is_main_process():
         logger.info("Training %s (%.2fM parameters) for %d iterations from %d on %d process(es), device %s, "
                     "amp %s, grad_accum %d", type(model).__name__, sum(p.numel() for p in model.parameters()) / 1e6,
