@@ -195,8 +195,8 @@ def _spawned(local_rank: int, worker: Worker, container: dict, run_dir: Path, ma
              per_machine: int, world_size: int, host: str, port: int, use_gpus: bool) -> None:
     rank = machine_rank * per_machine + local_rank
     if not logging.getLogger().handlers:  # a fresh interpreter: Hydra's logging setup isn't here
-        logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                            format=f"[%(asctime)s rank {rank}] %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+        logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s rank {rank}] %(name)s %(levelname)s: %(message)s",
+                            datefmt="%H:%M:%S")
     if not use_gpus:
         # Share the cores instead of each process using all of them (as torchrun does with OMP_NUM_THREADS).
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_machine))
@@ -214,6 +214,8 @@ def _run(worker: Worker, cfg: DictConfig, run_dir: Path, rv: Rendezvous, use_gpu
     if rv.world_size == 1:
         worker(cfg, run_dir, device)
         return
+    if rv.rank != 0:
+        logging.getLogger("detrun").setLevel(logging.WARNING)  # one rank tells the story; all warn
     store = dist.TCPStore(rv.host, rv.port, rv.world_size, is_master=rv.rank == 0 and not rv.store_on_agent,
                           timeout=DIST_TIMEOUT)
     dist.init_process_group("nccl" if use_gpus else "gloo", store=store, rank=rv.rank, world_size=rv.world_size,

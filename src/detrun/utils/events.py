@@ -25,16 +25,16 @@ class MetricsWriter:
     Args:
         run_dir: the run directory.
         start_iter: a resumed run's first iteration: lines after it (written by the killed
-            run after its last checkpoint) are dropped, so each iteration appears once.
+            run after its last checkpoint) are dropped, so each iteration appears once. A run
+            starting at 0 starts the file afresh.
         tensorboard: also write TensorBoard events (skipped with a note if not installed).
     """
 
     def __init__(self, run_dir: Path, *, start_iter: int = 0, tensorboard: bool = True):
         self.path = Path(run_dir) / METRICS_FILE
-        if start_iter > 0 and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("iteration", 0) <= start_iter]
-            self.path.write_text("".join(line + "\n" for line in kept))
+        kept = [record for record in _read_records(self.path) if record.get("iteration", 0) <= start_iter] \
+            if start_iter > 0 else []
+        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
         self._file = open(self.path, "a")
         self._tb = None
         if tensorboard:
@@ -58,6 +58,19 @@ class MetricsWriter:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _read_records(path: Path) -> list[dict]:
+    """The records of a metrics file; a line torn by a killed writer is skipped."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("Skipping an unreadable line of %s (a run killed while writing it?)", path)
+    return records
 
 
 class WindowedMeans:
