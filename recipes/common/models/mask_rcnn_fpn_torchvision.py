@@ -11,8 +11,12 @@ Weights: a torchvision ImageNet ResNet-50 (``resnet50-0676ba61.pth``) for traini
 COCO detector (``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``) with ``model.roi_heads.num_classes=90``
 (torchvision's 91 COCO category ids including background: detrun class k is COCO id k + 1).
 """
-from .mask_rcnn_fpn import model
+from copy import deepcopy
 
+from .mask_rcnn_fpn import model as _detectron2_defaults
+
+# A copy: a recipe importing both this and mask_rcnn_fpn must not see one change the other.
+model = deepcopy(_detectron2_defaults)
 model.backbone.bottom_up.stride_in_1x1 = False
 model.pixel_mean = [123.675, 116.28, 103.53]
 model.pixel_std = [58.395, 57.12, 57.375]

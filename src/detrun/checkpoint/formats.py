@@ -58,7 +58,8 @@ def convert_checkpoint(obj: Any, model_keys: Iterable[str], path: str | Path) ->
     keys = list(weights)
     suffix = Path(path).suffix
     if isinstance(obj, dict) and obj.get("format") == "detrun":
-        converted, ignored, unknown = weights, [], []
+        # detrun names are Detectron2's, including a bare ResNet's.
+        converted, ignored, unknown = convert_detectron2(weights, layout)
         source = "detrun checkpoint"
     elif any(k.startswith(("backbone.body.", "rpn.head.")) for k in keys):
         converted, ignored, unknown = convert_torchvision_detection(weights, layout)

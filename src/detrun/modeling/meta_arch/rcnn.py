@@ -25,9 +25,10 @@ class GeneralizedRCNN(MetaArchitecture):
         roi_heads: (images, features, proposals, gt) -> detections, losses (e.g. `StandardROIHeads`).
         pixel_mean, pixel_std: per-channel statistics in 0-255 units, in `input_format` order;
             the network sees ``(image - pixel_mean) / pixel_std``.
-        input_format: channel order the network (and its pretrained weights) expects. Input
-            images are RGB, as detrun's data mappers produce them; "BGR" reverses the channels
-            first (Detectron2's MSRA/Caffe2 ImageNet weights are BGR).
+        input_format: channel order of the input images, "RGB" or "BGR" (Detectron2's MSRA/Caffe2
+            ImageNet weights expect BGR). The model doesn't reorder channels: the data mapper
+            reads images in this order (recipes set ``mapper.image_format: ${model.input_format}``),
+            and tools that show images read it from here.
         weights: checkpoint to load after building (any format `detrun.checkpoint.load_weights`
             reads: detrun, Detectron2 .pkl/.pth, torchvision); None starts from the parts' init.
     """
@@ -87,7 +88,7 @@ class GeneralizedRCNN(MetaArchitecture):
         return outputs
 
     def preprocess_image(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
-        """Move images to the model's device, reorder channels, normalise, pad into an ImageList.
+        """Move images to the model's device, normalise, pad into an ImageList.
 
         Padding (bottom/right, to a multiple of the backbone's `size_divisibility`) is 0 after
         normalisation, i.e. the mean colour.
@@ -98,8 +99,6 @@ class GeneralizedRCNN(MetaArchitecture):
             if image.dim() != 3 or image.shape[0] != self.pixel_mean.shape[0]:
                 raise ValueError(f"GeneralizedRCNN expects 'image' as Tensor[{self.pixel_mean.shape[0]}, H, W], "
                                  f"got shape {tuple(image.shape)}")
-            if self.input_format == "BGR":
-                image = image.flip(0)
             images.append((image - self.pixel_mean) / self.pixel_std)
         return ImageList.from_tensors(images, size_divisibility=self.backbone.size_divisibility, pad_value=0.0)
 
