@@ -24,14 +24,18 @@ def _init_fpn_conv(conv: nn.Conv2d) -> None:
 
 
 class LastLevelMaxPool(nn.Module):
-    """P6 = 1x1 max pool with stride 2 of P5 (Faster/Mask R-CNN's extra RPN level).
+    """One more level: 1x1 max pool with stride 2 of the coarsest FPN level (P6 from P5 in
+    Faster/Mask R-CNN, an extra RPN level).
 
-    Top blocks declare `in_feature` (the FPN output or bottom-up feature they read) and
-    `num_levels` (how many levels they add after the last FPN level).
+    Top blocks declare `in_feature` (the FPN output or bottom-up feature they read; None for
+    the FPN's coarsest output) and `num_levels` (how many levels they add after the last one).
     """
 
-    in_feature = "p5"
     num_levels = 1
+
+    def __init__(self, *, in_feature: str | None = None):
+        super().__init__()
+        self.in_feature = in_feature
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x: Tensor[N, C, H, W] -> [Tensor[N, C, ceil(H / 2), ceil(W / 2)]]."""
@@ -111,8 +115,11 @@ class FPN(Backbone):
                 self._shapes[f"p{k}"] = ShapeSpec(channels=out_channels, stride=2 ** k)
         self._size_divisibility = strides[-1]
 
+    def _top_block_source(self) -> str:
+        return self.top_block.in_feature or f"p{self._levels[-1]}"
+
     def _check_top_block(self, top_block: nn.Module, in_shapes: dict[str, ShapeSpec]) -> None:
-        source = top_block.in_feature
+        source = self._top_block_source()
         if source not in self._shapes and source not in in_shapes:
             raise ValueError(f"FPN top block reads '{source}', which is neither an FPN output "
                              f"({list(self._shapes)}) nor a bottom-up output ({list(in_shapes)})")
@@ -139,7 +146,7 @@ class FPN(Backbone):
         names = [f"p{k}" for k in self._levels]
         results = dict(zip(names, outputs))
         if self.top_block is not None:
-            source = self.top_block.in_feature
+            source = self._top_block_source()
             top_input = results[source] if source in results else bottom_up[source]
             last = self._levels[-1]
             for k, feature in enumerate(self.top_block(top_input), start=last + 1):
