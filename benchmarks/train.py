@@ -1,9 +1,11 @@
 """Training throughput of a recipe: detrun's train loop against a bare loop over the same pieces.
 
 The bare loop is what the engine must not be much slower than: the recipe's model, optimizer
-(one parameter group) and train loader, and per iteration only ``next(batch) -> forward (under
-autocast) -> backward -> step -> zero_grad``. The engine run is `run_train` itself (lr schedule,
-parameter groups, loss reduction and finiteness check, hooks, progress bar, metrics.jsonl),
+(with the engine's parameter groups), lr schedule and train loader, and per iteration only
+``set lr -> next(batch) -> forward (under autocast) -> backward -> step -> zero_grad``. It
+follows the same training trajectory as the engine, which matters: a detector's cost depends
+on its weights (how many proposals survive, how many ROIs are positive). The engine run is
+`run_train` itself (loss reduction and finiteness check, hooks, progress bar, metrics.jsonl),
 without checkpoints and without the final evaluation. Both run in this process, one after the
 other, for each precision: off and bf16 on the CPU; with a GPU also ``trainer.gpus=1`` with
 off, bf16 and fp16.
@@ -27,7 +29,8 @@ import torch
 
 from detrun.config import L, compose, instantiate
 from detrun.engine.hooks import Hook
-from detrun.engine.train import AMP_DTYPES, run_train
+from detrun.engine.optim import param_groups
+from detrun.engine.train import AMP_DTYPES, run_train, seed_all
 
 # (wall, cpu) time stamps after each engine step, filled by StepStamps (the run is in-process).
 STAMPS: list[tuple[float, float]] = []
@@ -47,9 +50,8 @@ class StepStamps(Hook):
         STAMPS.append(_stamp(next(state.model.parameters()).device))
 
 
-def engine_stamps(cfg, total_iters: int) -> list[tuple[float, float]]:
+def engine_stamps(cfg) -> list[tuple[float, float]]:
     cfg = cfg.copy()
-    cfg.trainer.max_iter = total_iters
     cfg.trainer.checkpoint_period = 0
     cfg.trainer.eval_period = 0
     cfg.trainer.hooks = [L(StepStamps)()]
@@ -62,14 +64,21 @@ def engine_stamps(cfg, total_iters: int) -> list[tuple[float, float]]:
 
 def bare_stamps(cfg, total_iters: int) -> list[tuple[float, float]]:
     device = torch.device("cuda", 0) if cfg.trainer.gpus else torch.device("cpu")
-    torch.manual_seed(cfg.trainer.seed)
+    t = cfg.trainer
+    seed_all(t.seed)
     model = instantiate(cfg.model).to(device).train()
-    optimizer = instantiate(cfg.optimizer, params=list(model.parameters()))
+    groups = param_groups(model, weight_decay_norm=t.weight_decay_norm, weight_decay_bias=t.weight_decay_bias)
+    optimizer = instantiate(cfg.optimizer, params=groups)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    schedule = instantiate(cfg.lr_scheduler)
     batches = iter(instantiate(cfg.dataloader.train))
-    dtype = AMP_DTYPES[cfg.trainer.amp]
+    dtype = AMP_DTYPES[t.amp]
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    seed_all(t.seed)  # as the engine does after building: the same proposal sampling follows
     stamps = [_stamp(device)]
-    for _ in range(total_iters):
+    for iteration in range(total_iters):
+        for group, base_lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base_lr * schedule(iteration)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             losses = model(next(batches))
         scaler.scale(sum(losses.values())).backward()
@@ -106,9 +115,11 @@ def main() -> None:
     rows = []
     for device, amp in settings:
         gpus = 1 if device == "gpus=1" else 0
-        cfg = compose(args.recipe, [f"trainer.amp={amp}", f"trainer.gpus={gpus}", *args.overrides])
+        # max_iter also sets the lr schedule, so both loops follow the same one.
+        cfg = compose(args.recipe, [f"trainer.amp={amp}", f"trainer.gpus={gpus}", f"trainer.max_iter={total_iters}",
+                                    *args.overrides])
         images = cfg.dataloader.train.total_batch_size
-        engine = window_medians(engine_stamps(cfg, total_iters), args.warmup, args.runs, args.iters)
+        engine = window_medians(engine_stamps(cfg), args.warmup, args.runs, args.iters)
         bare = window_medians(bare_stamps(cfg, total_iters), args.warmup, args.runs, args.iters)
         rows.append((device, amp, engine, bare, images))
         print(f"done: {device} amp={amp}", flush=True)

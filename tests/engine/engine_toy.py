@@ -238,7 +238,14 @@ def launch_env(**extra: str) -> dict:
 
 def main() -> None:
     """``python -c "import engine_toy; engine_toy.main()" RUN_DIR JSON``: `run_train` on the toy
-    recipe merged with the JSON overrides (for tests that need the launcher as its own process)."""
+    recipe merged with the JSON overrides (for tests that need the launcher as its own process).
+
+    With TOY_DIR_PER_PROCESS=1 each process uses ``RUN_DIR/proc{RANK}``, as Hydra gives each
+    process started by torchrun or srun a run directory of its own.
+    """
     import sys
 
-    train_toy(Path(sys.argv[1]), OmegaConf.merge(toy_recipe(), json.loads(sys.argv[2])))
+    run_dir = Path(sys.argv[1])
+    if os.environ.get("TOY_DIR_PER_PROCESS"):
+        run_dir = run_dir / f"proc{os.environ['RANK']}"
+    train_toy(run_dir, OmegaConf.merge(toy_recipe(), json.loads(sys.argv[2])))

@@ -12,9 +12,11 @@ import time
 
 import pytest
 import torch
-from engine_toy import launch_env, read_metrics, toy_recipe, train_toy
+from engine_toy import CrashAfter, launch_env, read_metrics, toy_recipe, train_toy
 from omegaconf import OmegaConf
 from torch.multiprocessing import ProcessRaisedException
+
+from detrun.config import L
 
 SHUTDOWN_LIMIT_S = 30
 # In order: rank 0 gets samples 0,1 (with boxes) and rank 1 samples 2,3 (without) of every batch.
@@ -103,13 +105,20 @@ def test_slurm_tasks_find_each_other_and_stop_when_rank_0_dies(tmp_path):
     assert elapsed < SHUTDOWN_LIMIT_S
 
 
-def test_torchrun_runs_the_same_code(tmp_path):
-    overrides = {"trainer": {"max_iter": 4, "checkpoint_period": 2, "log_period": 2}}
+def test_torchrun_ranks_resume_from_rank_0s_run_dir(tmp_path):
+    """Under torchrun each process gets a run dir of its own (as Hydra makes them); both ranks
+    resume from rank 0's, from a checkpoint a 1-process run left, and go on as 2 ranks."""
+    run = {"trainer": {"max_iter": 4, "checkpoint_period": 2, "log_period": 2}}
+    with pytest.raises(RuntimeError, match="crash after step 2"):
+        train_toy(tmp_path / "proc0", _merge(run, {"trainer": {"hooks": [L(CrashAfter)(iteration=2)]}}))
+    resume = {**run, "trainer": {**run["trainer"], "resume": True}}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
            "--no-python", sys.executable, "-c", "import engine_toy; engine_toy.main()", str(tmp_path),
-           json.dumps(overrides)]
-    proc = subprocess.run(cmd, env=launch_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240)
+           json.dumps(resume)]
+    proc = subprocess.run(cmd, env=launch_env(OMP_NUM_THREADS="1", TOY_DIR_PER_PROCESS="1"), capture_output=True,
+                          text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
-    assert [m["iteration"] for m in read_metrics(tmp_path)] == [2, 4]
-    state = torch.load(tmp_path / "checkpoints" / "model_0000004.pth", weights_only=True)
+    assert [m["iteration"] for m in read_metrics(tmp_path / "proc0")] == [2, 4]
+    state = torch.load(tmp_path / "proc0" / "checkpoints" / "model_0000004.pth", weights_only=True)
     assert state["world_size"] == 2 and [r["loader"] for r in state["ranks"]] == [{"position": 4}] * 2
+    assert not (tmp_path / "proc1" / "checkpoints").exists()

@@ -49,6 +49,9 @@ class TrainState:
 
 
 class Hook:
+    """``before_train`` once, ``after_step`` after every optimizer step, ``after_train`` once at
+    the end, also when training stops with an error (``state.iteration`` says how far it got)."""
+
     def before_train(self, state: TrainState) -> None:
         pass
 

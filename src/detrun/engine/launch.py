@@ -37,6 +37,7 @@ from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
 from omegaconf import DictConfig, OmegaConf
 
 from detrun.errors import UserError
+from detrun.utils import comm
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,9 @@ def _run(worker: Worker, cfg: DictConfig, run_dir: Path, rv: Rendezvous, use_gpu
                           timeout=DIST_TIMEOUT)
     dist.init_process_group("nccl" if use_gpus else "gloo", store=store, rank=rv.rank, world_size=rv.world_size,
                             timeout=DIST_TIMEOUT, device_id=device if use_gpus else None)
+    # Under torchrun, srun or on several machines each process may have made its own (Hydra)
+    # run directory: everyone writes and resumes where rank 0 does.
+    run_dir = Path(comm.broadcast_object(str(run_dir)))
     stop = threading.Event()
     threading.Thread(target=_watchdog, args=(store, rv, stop), daemon=True, name="detrun-watchdog").start()
     try:

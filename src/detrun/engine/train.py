@@ -15,7 +15,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -85,6 +85,10 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
         logger.warning("The train loader has no state_dict(): a resumed run restarts its data order.")
     checkpointer = Checkpointer(run_dir, keep=t.keep_checkpoints, shared=shared, per_rank=per_rank)
     start_iter = checkpointer.resume(t.resume)
+    starts = comm.all_gather_object(start_iter)
+    if len(set(starts)) > 1:
+        raise UserError(f"the ranks resumed from different iterations ({starts}): the run directory "
+                        f"{run_dir} must be on a file system every machine sees")
 
     ddp = model
     if comm.get_world_size() > 1:
@@ -100,10 +104,9 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     if evaluate is not None:
         hooks.append(PeriodicEval(evaluate, t.eval_period))
     hooks += [instantiate(hook) for hook in t.hooks]
-    if comm.is_main_process():
-        logger.info("Training %s (%.2fM parameters) for %d iterations from %d on %d process(es), device %s, "
-                    "amp %s, grad_accum %d", type(model).__name__, sum(p.numel() for p in model.parameters()) / 1e6,
-                    t.max_iter, start_iter, comm.get_world_size(), device, t.amp, t.grad_accum)
+    logger.info("Training %s (%.2fM parameters) for %d iterations from %d on %d process(es), device %s, amp %s, "
+                "grad_accum %d", type(model).__name__, sum(p.numel() for p in model.parameters()) / 1e6,
+                t.max_iter, start_iter, comm.get_world_size(), device, t.amp, t.grad_accum)
     try:
         train_loop(state, ddp=ddp, schedule=schedule, batches=iter(loader), scaler=scaler, ema=ema,
                    amp_dtype=amp_dtype, hooks=hooks, checkpointer=checkpointer)
@@ -118,7 +121,7 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
             writer.close()
 
 
-def train_loop(state: TrainState, *, ddp: nn.Module, schedule, batches: Iterator[list[dict]],
+def train_loop(state: TrainState, *, ddp: nn.Module, schedule: Callable[[int], float], batches: Iterator[list[dict]],
                scaler: torch.amp.GradScaler, ema: ModelEMA | None, amp_dtype: torch.dtype | None,
                hooks: list, checkpointer: Checkpointer) -> None:
     """Run iterations ``state.start_iter .. state.max_iter - 1``; see the module docstring."""
@@ -128,43 +131,46 @@ def train_loop(state: TrainState, *, ddp: nn.Module, schedule, batches: Iterator
     model.train()
     for hook in hooks:
         hook.before_train(state)
-    for iteration in range(state.start_iter, state.max_iter):
-        lr_factor = schedule(iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * lr_factor
-        loss_sums, data_time = {}, 0.0
-        for micro in range(accum):
-            start = time.perf_counter()
-            batch = next_batch(batches, iteration)
-            data_time += time.perf_counter() - start
-            # DDP all-reduces gradients in every backward: skip that until the last micro-batch.
-            sync = ddp is model or micro == accum - 1
-            with contextlib.nullcontext() if sync else ddp.no_sync():
-                with autocast:
-                    loss_dict = ddp(batch)
-                comm.check_same_names(loss_dict)  # before backward: a missing term would desync DDP
-                loss = sum(loss_dict.values())
-                scaler.scale(loss / accum).backward()  # scale() is the identity unless fp16
-            for name, value in loss_dict.items():
-                loss_sums[name] = loss_sums.get(name, 0.0) + value.detach().float() / accum
-        losses = comm.reduce_mean(loss_sums)  # sync point: one small all_reduce per iteration
-        check_finite(losses, iteration + 1, checkpointer)
-        scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
-        metrics = {}
-        if t.clip_grad_norm:
-            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad_norm))
-        scaler.step(optimizer)  # with fp16, skipped when a gradient overflowed
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.update(model)
-        state.iteration = iteration + 1
-        state.metrics = {**losses, "total_loss": math.fsum(losses.values()), "lr": optimizer.param_groups[0]["lr"],
-                         "data_time": data_time, **metrics}
+    try:
+        for iteration in range(state.start_iter, state.max_iter):
+            lr_factor = schedule(iteration)
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * lr_factor
+            loss_sums, data_time = {}, 0.0
+            for micro in range(accum):
+                start = time.perf_counter()
+                batch = next_batch(batches, iteration)
+                data_time += time.perf_counter() - start
+                # DDP all-reduces gradients in every backward: skip that until the last micro-batch.
+                sync = ddp is model or micro == accum - 1
+                with contextlib.nullcontext() if sync else ddp.no_sync():
+                    with autocast:
+                        loss_dict = ddp(batch)
+                    comm.check_same_names(loss_dict)  # before backward: a missing term would desync DDP
+                    loss = sum(loss_dict.values())
+                    scaler.scale(loss / accum).backward()  # scale() is the identity unless fp16
+                for name, value in loss_dict.items():
+                    loss_sums[name] = loss_sums.get(name, 0.0) + value.detach().float() / accum
+            losses = comm.reduce_mean(loss_sums)  # sync point: one small all_reduce per iteration
+            check_finite(losses, iteration + 1, checkpointer)
+            scaler.unscale_(optimizer)  # clip the true gradients, not fp16-scaled ones
+            metrics = {}
+            if t.clip_grad_norm:
+                metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad_norm))
+            scaler.step(optimizer)  # with fp16, skipped when a gradient overflowed
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
+            state.iteration = iteration + 1
+            state.metrics = {**losses, "total_loss": math.fsum(losses.values()), "lr": optimizer.param_groups[0]["lr"],
+                             "data_time": data_time, **metrics}
+            for hook in hooks:
+                hook.after_step(state)
+    finally:
+        # Also when training fails, as in Detectron2: hooks let go of what they hold (the progress bar).
         for hook in hooks:
-            hook.after_step(state)
-    for hook in hooks:
-        hook.after_train(state)
+            hook.after_train(state)
 
 
 def next_batch(batches: Iterator[list[dict]], iteration: int) -> list[dict]:

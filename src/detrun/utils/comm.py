@@ -46,6 +46,15 @@ def all_gather_object(obj: Any) -> list[Any]:
     return gathered
 
 
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s picklable `obj` on every rank (collective); `obj` itself when not distributed."""
+    if get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
 def _device() -> torch.device:
     # NCCL only reduces CUDA tensors; gloo takes CPU ones.
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
