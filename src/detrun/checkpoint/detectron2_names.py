@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from .model_layout import ModelLayout
+from .model_layout import ModelLayout, rename_into_trunk
 
 _C2_STEM = re.compile(r"^(conv1_|res_conv1_)")
 _C2_BLOCK = re.compile(r"^res(\d+)_(\d+)_branch(1|2a|2b|2c)_(.+)$")
@@ -51,16 +51,8 @@ def convert_caffe2_backbone(weights: dict[str, torch.Tensor], layout: ModelLayou
 
     Returns (state_dict, ignored keys, unknown keys).
     """
-    trunk = layout.require_trunk("a Caffe2/MSRA ImageNet ResNet")
-    converted, ignored, unknown = {}, [], []
-    for key, value in weights.items():
-        new = c2_key(key)
-        if new is not None:
-            converted[trunk + new] = value
-        elif _C2_IGNORED.search(key):
-            ignored.append(key)
-        else:
-            unknown.append(key)
+    converted, ignored, unknown = rename_into_trunk(weights, layout, "a Caffe2/MSRA ImageNet ResNet", c2_key,
+                                                    _C2_IGNORED)
     model_keys = set(layout.keys)
     for key in [k for k in converted if k.endswith(".norm.weight")]:
         # Folded BN: identity statistics make the frozen norm compute x * s + b (as Detectron2 does).

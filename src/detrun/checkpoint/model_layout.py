@@ -7,7 +7,7 @@ bare ResNet), instead of assuming one layout.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .reading import CheckpointError
@@ -55,3 +55,30 @@ class ModelLayout:
         """Pyramid level k of the model's finest FPN lateral conv ``fpn_lateral{k}`` (2 if none)."""
         levels = [int(m[1]) for k in self.keys if (m := re.search(r"fpn_lateral(\d+)\.", k))]
         return min(levels, default=2)
+
+
+def rename_into_trunk(weights: dict, layout: ModelLayout, what: str, rename: Callable[[str], str | None],
+                      ignore: re.Pattern) -> tuple[dict, list[str], list[str]]:
+    """Rename a backbone-only checkpoint's keys with `rename` and put them under the model's trunk.
+
+    Args:
+        weights: file key -> tensor.
+        layout: the model being loaded.
+        what: what the file is, for the error if the model has no ResNet.
+        rename: file key -> trunk-relative detrun name, or None if it isn't a trunk tensor.
+        ignore: file keys that are deliberately not loaded (e.g. the ImageNet classifier).
+
+    Returns:
+        (state_dict, ignored keys, unknown keys).
+    """
+    trunk = layout.require_trunk(what)
+    converted, ignored, unknown = {}, [], []
+    for key, value in weights.items():
+        new = rename(key)
+        if new is not None:
+            converted[trunk + new] = value
+        elif ignore.search(key):
+            ignored.append(key)
+        else:
+            unknown.append(key)
+    return converted, ignored, unknown

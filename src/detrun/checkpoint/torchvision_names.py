@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from .model_layout import ModelLayout
+from .model_layout import ModelLayout, rename_into_trunk
 
 _RESNET_RULES = [
     (re.compile(r"^conv1\.weight$"), lambda m: "stem.conv1.weight"),
@@ -41,17 +41,7 @@ def convert_torchvision_resnet(weights: dict[str, torch.Tensor], layout: ModelLa
 
     Returns (state_dict, ignored keys, unknown keys).
     """
-    trunk = layout.require_trunk("a torchvision ImageNet ResNet")
-    converted, ignored, unknown = {}, [], []
-    for key, value in weights.items():
-        new = resnet_key(key)
-        if new is not None:
-            converted[trunk + new] = value
-        elif _RESNET_IGNORED.match(key):
-            ignored.append(key)
-        else:
-            unknown.append(key)
-    return converted, ignored, unknown
+    return rename_into_trunk(weights, layout, "a torchvision ImageNet ResNet", resnet_key, _RESNET_IGNORED)
 
 
 def convert_torchvision_detection(weights: dict[str, torch.Tensor], layout: ModelLayout):
