@@ -74,3 +74,17 @@ def test_help_lists_recipes_and_keys():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
     assert "shapes_mask_rcnn" in result.stdout and "trainer.max_iter" in result.stdout
+
+
+def test_backbone_short_name_matches_compose():
+    overrides = ["recipe=mask_rcnn_R50", "model/backbone=R101", "optimizer.lr=0.01"]
+    result = run_cli("--cfg", "job", *overrides)
+    assert result.returncode == 0, result.stderr
+    printed = OmegaConf.create(result.stdout)
+    assert printed == compose("mask_rcnn_R50", overrides)
+    assert printed.model.backbone.bottom_up.depth == 101
+
+
+def test_unknown_backbone_short_name():
+    result = run_cli("model/backbone=R99")
+    assert result.returncode == 2 and "unknown backbone 'R99'" in result.stderr and "R101" in result.stderr

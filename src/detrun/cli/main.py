@@ -17,8 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from detrun.config.compose import (
     RECIPE_GROUP,
     TASK_KEYS,
+    apply_short_names,
     base_config,
     check_override_keys,
+    is_group_override,
     parse_overrides,
 )
 from detrun.config.lazy import check_targets
@@ -90,6 +92,8 @@ def prepare(argv: Sequence[str]) -> list[str]:
         if override.key_or_group == RECIPE_GROUP:
             choices = [str(v) for v in override.sweep_iterator()] if override.is_sweep_override() else [str(override.value())]
             overrides[i] = f"{RECIPE_GROUP}=" + ",".join(_store_name(c) for c in choices)
+        elif is_group_override(override):
+            overrides[i] = None  # a short name: applied to the stored recipe below, unknown to Hydra
         if override.key_or_group == "task":
             tasks = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
             for task in tasks:
@@ -99,7 +103,7 @@ def prepare(argv: Sequence[str]) -> list[str]:
     store = ConfigStore.instance()
     for choice in choices:
         recipe_file(choice)  # unknown names fail here, listing the available ones
-        cfg = base_config(choice)
+        cfg = apply_short_names(base_config(choice), parsed)
         check_override_keys(cfg, parsed)
         store.store(group=RECIPE_GROUP, name=_store_name(choice), node=cfg, package="_global_")
     app = {
@@ -112,7 +116,7 @@ def prepare(argv: Sequence[str]) -> list[str]:
     }
     store.store(name=APP_CONFIG, node=app)
     # Hydra's argparse wants every override after the flags.
-    return [*flags, *overrides]
+    return [*flags, *(o for o in overrides if o is not None)]
 
 
 def _task_main(cfg: DictConfig) -> None:

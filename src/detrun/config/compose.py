@@ -15,11 +15,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from detrun.errors import UserError
 
+from .lazy import locate
+
 from .recipes import DEFAULT_RECIPE, get_recipe
 
 # Keys the command line adds next to the recipe: what to do, and that task's arguments.
 TASK_KEYS = {"task": "train", "dataset": None, "input": None, "output": None}
 RECIPE_GROUP = "recipe"
+# Command-line short names: ``group=NAME`` calls ``fn(cfg, NAME)``, which edits the recipe in place.
+SHORT_NAME_GROUPS = {"model/backbone": "detrun.recipes.common.models.backbones.choose_backbone"}
 _MISSING = object()
 
 
@@ -55,12 +59,32 @@ def all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     return keys
 
 
+def is_group_override(override: Override) -> bool:
+    """True for a choice of the recipe or of a short name (``recipe=``, ``model/backbone=``)."""
+    return override.key_or_group == RECIPE_GROUP or override.key_or_group in SHORT_NAME_GROUPS
+
+
+def apply_short_names(cfg: DictConfig, overrides: Sequence[Override]) -> DictConfig:
+    """Apply ``group=NAME`` short-name choices (e.g. ``model/backbone=R101``) to `cfg` in place."""
+    for override in overrides:
+        key = override.key_or_group
+        if "/" in key and key not in SHORT_NAME_GROUPS:
+            raise OverrideError(f"unknown choice group '{key}'; the groups are: "
+                                f"{', '.join([RECIPE_GROUP, *SHORT_NAME_GROUPS])}")
+        if key in SHORT_NAME_GROUPS:
+            if override.is_sweep_override():
+                raise OverrideError(f"'{override.input_line}': sweep over short names isn't supported; "
+                                    "sweep over recipe files or keys instead")
+            locate(SHORT_NAME_GROUPS[key])(cfg, str(override.value()))
+    return cfg
+
+
 def check_override_keys(cfg: DictConfig, overrides: Sequence[Override]) -> None:
     """Raise OverrideError for an override that changes or deletes a key `cfg` lacks,
     or adds (``+key``) one it already has. Sweep values are not looked at."""
     for override in overrides:
         key = override.key_or_group
-        if key == RECIPE_GROUP or key.startswith("hydra.") or key == "hydra":
+        if is_group_override(override) or key.startswith("hydra.") or key == "hydra":
             continue
         exists = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is not _MISSING
         if override.type in (OverrideType.CHANGE, OverrideType.DEL) and not exists:
@@ -84,7 +108,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str] | Sequence[Overrid
 
     ``key=v`` changes an existing key, ``+key=v`` adds one, ``++key=v`` sets either way,
     ``~key`` deletes. A missing key raises OverrideError naming the closest existing keys.
-    ``recipe=...`` is a group choice and is ignored here.
+    Group choices (``recipe=``, ``model/backbone=``) are ignored here: see `compose`.
     """
     parsed = [o if isinstance(o, Override) else None for o in overrides]
     if any(p is None for p in parsed):
@@ -98,7 +122,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str] | Sequence[Overrid
     check_override_keys(cfg, parsed)
     for override in parsed:
         key = override.key_or_group
-        if key == RECIPE_GROUP:
+        if is_group_override(override):
             continue
         if override.type == OverrideType.DEL:
             parent, _, leaf = key.rpartition(".")
@@ -126,5 +150,5 @@ def compose(recipe: str = DEFAULT_RECIPE, overrides: Sequence[str] = ()) -> Dict
         model = instantiate(cfg.model)
     """
     parsed = parse_overrides(overrides)
-    cfg = base_config(recipe_choice(parsed, default=recipe))
+    cfg = apply_short_names(base_config(recipe_choice(parsed, default=recipe)), parsed)
     return apply_overrides(cfg, parsed)
