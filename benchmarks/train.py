@@ -12,10 +12,10 @@ off, bf16 and fp16.
 
 After `--warmup` iterations, `--runs` windows of `--iters` iterations each are timed; the table
 gives the median seconds per iteration (wall clock and CPU time of this process, the stable
-number on a shared machine), images/s = total batch / s per iteration, and the ratio
-engine / bare on the wall clock.
+number on a shared machine, best with ``--threads 1``: idle threads of a busy machine spin and
+count as CPU time), images/s = total batch / s per iteration, and the ratios engine / bare.
 
-    python benchmarks/train.py --recipe shapes_mask_rcnn --runs 5 --iters 2 --warmup 3 [override ...]
+    python benchmarks/train.py --recipe shapes_mask_rcnn --runs 5 --iters 2 --warmup 3 [--threads 1] [override ...]
 """
 from __future__ import annotations
 
@@ -105,8 +105,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--iters", type=int, default=2, help="iterations per timed window")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default); 1 gives stable CPU times on a shared machine")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. trainer.grad_accum=2")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     settings = [("cpu", "off"), ("cpu", "bf16")]
     if torch.cuda.is_available():
@@ -126,10 +130,12 @@ def main() -> None:
 
     print(f"\nrecipe {args.recipe}, total batch {rows[0][4]}, median of {args.runs} windows x {args.iters} iterations "
           f"after {args.warmup} warm-up, torch threads {torch.get_num_threads()}\n")
-    print("| device | amp | engine s/iter | engine img/s | bare s/iter | engine / bare | engine CPU s/iter | bare CPU s/iter |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| device | amp | engine s/iter | engine img/s | bare s/iter | engine / bare | engine CPU s/iter "
+          "| bare CPU s/iter | engine / bare (CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for device, amp, (ew, ec), (bw, bc), images in rows:
-        print(f"| {device} | {amp} | {ew:.3f} | {images / ew:.2f} | {bw:.3f} | {ew / bw:.2f} | {ec:.3f} | {bc:.3f} |")
+        print(f"| {device} | {amp} | {ew:.3f} | {images / ew:.2f} | {bw:.3f} | {ew / bw:.2f} | {ec:.3f} | {bc:.3f} "
+              f"| {ec / bc:.2f} |")
 
 
 if __name__ == "__main__":

@@ -119,14 +119,17 @@ def test_periodic_and_final_evaluation(tmp_path, monkeypatch):
     assert reports == [(ToyDetector, run)]
 
 
-@pytest.mark.parametrize("key, value, error, needle", [
-    ("gpus", 1, LaunchError, "trainer.gpus=0"),
-    ("amp", "fp16", UserError, "trainer.amp=bf16"),
-    ("amp", "fp32", UserError, "not one of: off, bf16, fp16"),
-    ("grad_accum", 0, UserError, "grad_accum=0 must be >= 1"),
+@pytest.mark.parametrize("settings, error, needle", [
+    ({"gpus": 1}, LaunchError, "trainer.gpus=0"),
+    ({"amp": "fp16"}, UserError, "trainer.amp=bf16"),
+    ({"amp": "fp32"}, UserError, "not one of: off, bf16, fp16"),
+    ({"grad_accum": 0}, UserError, "grad_accum=0 must be >= 1"),
+    ({"machine_rank": 1}, LaunchError, "machine_rank one of 0 .. num_machines-1"),
+    ({"num_processes": 2, "dist_url": "localhost:1234"}, LaunchError, "not 'auto' or 'tcp://HOST:PORT'"),
+    ({"num_processes": 2, "num_machines": 2}, LaunchError, "dist_url=auto only works on one machine"),
 ])
-def test_settings_that_cannot_work_say_what_to_do(tmp_path, key, value, error, needle):
-    if key == "gpus" and torch.cuda.is_available():
+def test_settings_that_cannot_work_say_what_to_do(tmp_path, settings, error, needle):
+    if "gpus" in settings and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(error, match=needle):
-        train_toy(tmp_path, toy_recipe(**{key: value}))
+        train_toy(tmp_path, toy_recipe(**settings))

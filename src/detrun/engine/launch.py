@@ -100,6 +100,10 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> None:
             f"trainer.gpus={gpus} one process runs per GPU: leave trainer.num_processes=1")
     per_machine = gpus or int(t.num_processes)
     _check_gpus(gpus, needed=gpus)
+    if per_machine < 1 or int(t.num_machines) < 1 or not 0 <= int(t.machine_rank) < int(t.num_machines):
+        raise LaunchError(
+            f"trainer.num_processes={t.num_processes}, num_machines={t.num_machines}, machine_rank={t.machine_rank}: "
+            "counts must be >= 1 and machine_rank one of 0 .. num_machines-1")
     world_size = per_machine * int(t.num_machines)
     if world_size == 1:
         worker(cfg, run_dir, torch.device("cuda", 0) if gpus else torch.device("cpu"))
