@@ -14,9 +14,9 @@ from torch import Tensor
 
 from ._autotune import configs
 
-# Widest tiles first: coalesced stores along image rows; the first is the interpreter's only config.
-_CONFIGS = configs([{"BLOCK_H": 32, "BLOCK_W": 64}, {"BLOCK_H": 16, "BLOCK_W": 64},
-                    {"BLOCK_H": 8, "BLOCK_W": 128}, {"BLOCK_H": 16, "BLOCK_W": 32}], warps=[4, 2])
+# Tiles wide along image rows: coalesced stores.
+_CONFIGS = configs([{"BLOCK_H": 16, "BLOCK_W": 64}, {"BLOCK_H": 8, "BLOCK_W": 128}, {"BLOCK_H": 32, "BLOCK_W": 64},
+                    {"BLOCK_H": 16, "BLOCK_W": 32}], warps=[4, 2], interpreted={"BLOCK_H": 32, "BLOCK_W": 64})
 
 
 @triton.jit

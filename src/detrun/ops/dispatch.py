@@ -80,7 +80,8 @@ def _triton_unavailable(device_type: str) -> str | None:
     return None
 
 
-def _covers(op: str, backend: str, dtype: torch.dtype) -> bool:
+def covers(op: str, backend: str, dtype: torch.dtype) -> bool:
+    """Whether `backend` implements `op` for tensors of `dtype` (on any device)."""
     return dtype in _COVERAGE[op].get(backend, ())
 
 
@@ -95,7 +96,7 @@ def _check_name(name: str, source: str) -> str:
 def automatic(op: str, device: torch.device, dtype: torch.dtype) -> str:
     """The backend `op` uses on `device`/`dtype` when neither argument nor env var chooses."""
     for name in _AUTO_ORDER.get(device.type, ("torch",)):
-        if _covers(op, name, dtype) and unavailable_reason(name, device) is None:
+        if covers(op, name, dtype) and unavailable_reason(name, device) is None:
             return name
     return "torch"
 
@@ -114,8 +115,8 @@ def choose(op: str, device: torch.device, dtype: torch.dtype, backend: str | Non
     device = torch.device(device)
     if backend is not None:
         name = _check_name(backend, "backend")
-        if not _covers(op, name, dtype):
-            have = [b for b in BACKENDS if _covers(op, b, dtype)]
+        if not covers(op, name, dtype):
+            have = [b for b in BACKENDS if covers(op, b, dtype)]
             raise OpsBackendError(f"backend={name!r} has no {op} for {dtype} tensors; "
                                   f"backends that do: {have}")
         reason = unavailable_reason(name, device)
@@ -129,6 +130,6 @@ def choose(op: str, device: torch.device, dtype: torch.dtype, backend: str | Non
         if reason is not None:
             raise OpsBackendError(f"{ENV_VAR}={name!r} cannot run on {device.type}: {reason}; "
                                   f"unset {ENV_VAR} to choose automatically")
-        if _covers(op, name, dtype):
+        if covers(op, name, dtype):
             return name
     return automatic(op, device, dtype)

@@ -1,35 +1,54 @@
-"""Pure-PyTorch greedy NMS, blocked so that Python loops over blocks of boxes, not over boxes."""
+"""Pure-PyTorch greedy NMS that settles many boxes per vectorized step.
+
+Boxes are visited by decreasing score; `remaining` holds the undecided ones in that order. A box
+whose higher-scored undecided boxes include none that would suppress it is certainly kept: every
+box that could still suppress it is undecided (kept boxes that overlap it would already have
+removed it). Those higher boxes all lie in a window of the first WINDOW undecided boxes, so one
+(WINDOW x WINDOW) IoU test finds the window boxes that are kept (at least the first, usually many);
+then every later undecided box that a newly kept box suppresses is removed. Python loops over
+these steps, not over boxes. Class-aware NMS only tests pairs within a class.
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from .boxes import box_iou
+from .boxes import box_area, box_iou
 
-# Boxes resolved together: a (B, B) suppression matrix per block. 512 keeps it at 256 KB of bools
-# while the number of Python-level block steps stays small for 20k boxes.
-_BLOCK = 512
-
-
-def _suppresses(a: Tensor, b: Tensor, threshold: float, ca: Tensor | None, cb: Tensor | None) -> Tensor:
-    """(len a, len b) bool: box a_i would suppress box b_j (IoU > threshold, same category)."""
-    s = box_iou(a, b) > threshold
-    return s if ca is None else s & (ca[:, None] == cb[None, :])
+# Undecided boxes examined per step: a (512 x 512) IoU test, small next to the (kept x remaining)
+# test of the step, while settling most clusters of overlapping boxes in one step.
+_WINDOW = 512
 
 
-def _resolve_block(sup: Tensor) -> Tensor:
-    """Greedy keep mask for a block in score order, given sup[i, j] (i < j only).
+def _paired_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU (P,) of box pairs a[p], b[p] (P, 4): the same float operations as `box_iou`."""
+    wh = (torch.min(a[:, 2:], b[:, 2:]) - torch.max(a[:, :2], b[:, :2])).clamp(min=0)
+    inter = wh[:, 0] * wh[:, 1]
+    return inter / (box_area(a) + box_area(b) - inter)
 
-    keep[j] = not any(keep[i] and sup[i, j] for i < j) is a triangular system; iterating it from
-    all-kept fixes one more dependency level per step, so it converges to the greedy answer in
-    (longest suppression chain + 1) vectorized steps, usually a handful.
-    """
-    keep = torch.ones(sup.shape[0], dtype=torch.bool, device=sup.device)
-    while True:
-        new = ~(sup & keep[:, None]).any(0)
-        if torch.equal(new, keep):
-            return keep
-        keep = new
+
+def _suppressed_by(b: Tensor, cls: Tensor | None, keep: Tensor, pos: Tensor, remaining: Tensor,
+                   threshold: float) -> Tensor:
+    """(len remaining,) bool: undecided boxes suppressed by a newly kept box placed before them
+    (keep = remaining[pos])."""
+    if cls is None:
+        sup = box_iou(b[keep], b[remaining]) > threshold
+        after = torch.arange(remaining.numel(), device=b.device)[None, :] > pos[:, None]
+        return (sup & after).any(0)
+    # Only same-class pairs: group the undecided boxes by class (score order kept inside a class)
+    # and pair each kept box with its class's run.
+    rc = cls[remaining]
+    by_class = torch.argsort(rc, stable=True)
+    grouped = rc[by_class]
+    first = torch.searchsorted(grouped, cls[keep])
+    counts = torch.searchsorted(grouped, cls[keep], right=True) - first
+    k = torch.repeat_interleave(torch.arange(keep.numel(), device=b.device), counts)
+    j = by_class[torch.repeat_interleave(first - torch.cumsum(counts, 0) + counts, counts)
+                 + torch.arange(k.numel(), device=b.device)]
+    hit = (j > pos[k]) & (_paired_iou(b[keep[k]], b[remaining[j]]) > threshold)
+    drop = torch.zeros(remaining.numel(), dtype=torch.bool, device=b.device)
+    drop[j[hit]] = True
+    return drop
 
 
 def nms_torch(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> Tensor:
@@ -41,13 +60,15 @@ def nms_torch(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor 
     remaining = torch.arange(b.shape[0], device=b.device)
     kept = [remaining[:0]]
     while remaining.numel():
-        blk, rest = remaining[:_BLOCK], remaining[_BLOCK:]
-        c_blk = None if cls is None else cls[blk]
-        sup = _suppresses(b[blk], b[blk], iou_threshold, c_blk, c_blk).triu(diagonal=1)
-        keep = blk[_resolve_block(sup)]
+        win = remaining[:_WINDOW]
+        # Positions (in `remaining`) of window boxes that no higher window box suppresses: kept.
+        higher = box_iou(b[win], b[win]) > iou_threshold
+        if cls is not None:
+            higher &= cls[win][:, None] == cls[win][None, :]
+        pos = torch.nonzero(~higher.triu(diagonal=1).any(0))[:, 0]
+        keep = win[pos]
         kept.append(keep)
-        if rest.numel():
-            c_keep, c_rest = (None, None) if cls is None else (cls[keep], cls[rest])
-            rest = rest[~_suppresses(b[keep], b[rest], iou_threshold, c_keep, c_rest).any(0)]
-        remaining = rest
-    return order[torch.cat(kept)]
+        drop = _suppressed_by(b, cls, keep, pos, remaining, iou_threshold)
+        drop[pos] = True  # kept boxes leave too (even zero-area ones, whose IoU with themselves is nan)
+        remaining = remaining[~drop]
+    return order[torch.cat(kept).sort().values]
