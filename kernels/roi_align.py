@@ -21,9 +21,12 @@ _CONFIGS = configs([{"BLOCK_B": b, "BLOCK_C": c} for b, c in ((32, 32), (64, 16)
 
 
 @triton.jit
-def _roi_geometry(rois_ptr, k, spatial_scale, offset, sampling_ratio, OH: tl.constexpr, OW: tl.constexpr,
-                  ALIGNED: tl.constexpr):
-    """Batch index, box start, bin size and samples per bin of box k (torchvision's expressions)."""
+def _tile(rois_ptr, C, spatial_scale, offset, sampling_ratio, OH: tl.constexpr, OW: tl.constexpr,
+          ALIGNED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's box geometry (torchvision's expressions) and its [bins, channels] tile:
+    (batch index, box start x/y, bin size w/h, samples per bin w/h, bin row/col (float) [BLOCK_B],
+    channels [BLOCK_C], tile mask, tile offsets into the (K, C, OH, OW) output)."""
+    k = tl.program_id(0)
     roi = rois_ptr + k * 5
     b = tl.load(roi).to(tl.int64)
     x0 = tl.load(roi + 1) * spatial_scale - offset
@@ -33,95 +36,71 @@ def _roi_geometry(rois_ptr, k, spatial_scale, offset, sampling_ratio, OH: tl.con
     if not ALIGNED:  # the original op forces boxes to at least one cell
         rw = tl.maximum(rw, 1.0)
         rh = tl.maximum(rh, 1.0)
-    bin_w = rw / OW
-    bin_h = rh / OH
     gw = tl.where(sampling_ratio > 0, sampling_ratio, tl.ceil(rw / OW).to(tl.int32))
     gh = tl.where(sampling_ratio > 0, sampling_ratio, tl.ceil(rh / OH).to(tl.int32))
-    return b, x0, y0, bin_w, bin_h, gw, gh
+    bins = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
+    cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    tile_mask = (bins < OH * OW)[:, None] & (cs < C)[None, :]
+    tile = k.to(tl.int64) * C * OH * OW + cs[None, :] * (OH * OW) + bins[:, None]
+    ph = (bins // OW).to(tl.float32)
+    pw = (bins % OW).to(tl.float32)
+    return b, x0, y0, rw / OW, rh / OH, gw, gh, ph, pw, cs, tile_mask, tile
 
 
 @triton.jit
-def _taps(p, size):
-    """Bilinear taps along one axis for sample coordinates p: (low, high, w_low, w_high); weights are
-    0 where torchvision skips the sample (p < -1 or p > size)."""
+def _axis(start, bin_index, bin_size, grid, i, size, stride):
+    """Sample i of `grid` per bin along one axis, for every bin: the offsets ([BLOCK_B, 1], elements)
+    of its low and high bilinear taps and their weights [BLOCK_B]; weights are 0 where torchvision
+    skips the sample (coordinate < -1 or > size)."""
+    p = start + bin_index * bin_size + (i + 0.5) * bin_size / grid
     valid = (p >= -1.0) & (p <= size)
     p = tl.maximum(p, 0.0)
     low = tl.minimum(p.to(tl.int32), size - 1)
     at_end = low >= size - 1
     high = tl.where(at_end, low, low + 1)
     frac = tl.where(at_end, 0.0, p - low.to(tl.float32))
-    return low, high, tl.where(valid, 1.0 - frac, 0.0), tl.where(valid, frac, 0.0)
+    return ((low.to(tl.int64) * stride)[:, None], (high.to(tl.int64) * stride)[:, None],
+            tl.where(valid, 1.0 - frac, 0.0), tl.where(valid, frac, 0.0))
 
 
-@triton.autotune(configs=_CONFIGS, key=["C", "OH", "OW"])
 @triton.jit
-def _roi_align_fwd(x_ptr, rois_ptr, out_ptr, C, H, W, stride_n, stride_c, stride_h, stride_w,
-                   spatial_scale, offset, sampling_ratio,
-                   OH: tl.constexpr, OW: tl.constexpr, ALIGNED: tl.constexpr,
-                   BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr):
-    k = tl.program_id(0)
-    b, x0, y0, bin_w, bin_h, gw, gh = _roi_geometry(rois_ptr, k, spatial_scale, offset, sampling_ratio,
-                                                    OH, OW, ALIGNED)
-    bins = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
-    ph = (bins // OW).to(tl.float32)
-    pw = (bins % OW).to(tl.float32)
-    cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    tile_mask = (bins < OH * OW)[:, None] & (cs < C)[None, :]
-    base = x_ptr + b * stride_n + cs[None, :].to(tl.int64) * stride_c
+def _roi_align(src_ptr, rois_ptr, dst_ptr, C, H, W, stride_n, stride_c, stride_h, stride_w,
+               spatial_scale, offset, sampling_ratio,
+               OH: tl.constexpr, OW: tl.constexpr, ALIGNED: tl.constexpr, BACKWARD: tl.constexpr,
+               BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Forward: src = features (strides given), dst = output (K, C, OH, OW).
+    Backward: src = output gradient (K, C, OH, OW), dst = float32 feature gradient (strides given)."""
+    b, x0, y0, bin_w, bin_h, gw, gh, ph, pw, cs, tile_mask, tile = _tile(
+        rois_ptr, C, spatial_scale, offset, sampling_ratio, OH, OW, ALIGNED, BLOCK_B, BLOCK_C)
+    inv_count = 1.0 / tl.maximum(gh * gw, 1).to(tl.float32)
+    if BACKWARD:
+        g = tl.load(src_ptr + tile, mask=tile_mask, other=0.0).to(tl.float32) * inv_count
+        base = dst_ptr + b * stride_n + cs[None, :].to(tl.int64) * stride_c
+    else:
+        base = src_ptr + b * stride_n + cs[None, :].to(tl.int64) * stride_c
     acc = tl.zeros([BLOCK_B, BLOCK_C], dtype=tl.float32)
     for iy in range(0, gh):
-        y = y0 + ph * bin_h + (iy + 0.5) * bin_h / gh
-        yl, yh, wyl, wyh = _taps(y, H)
-        row_l = base + (yl.to(tl.int64) * stride_h)[:, None]
-        row_h = base + (yh.to(tl.int64) * stride_h)[:, None]
+        yl, yh, wyl, wyh = _axis(y0, ph, bin_h, gh, iy, H, stride_h)
         for ix in range(0, gw):
-            x = x0 + pw * bin_w + (ix + 0.5) * bin_w / gw
-            xl, xh, wxl, wxh = _taps(x, W)
-            col_l = (xl.to(tl.int64) * stride_w)[:, None]
-            col_h = (xh.to(tl.int64) * stride_w)[:, None]
+            xl, xh, wxl, wxh = _axis(x0, pw, bin_w, gw, ix, W, stride_w)
             m = tile_mask & ((wyl + wyh) * (wxl + wxh) > 0)[:, None]
-            v = (wyl * wxl)[:, None] * tl.load(row_l + col_l, mask=m, other=0.0).to(tl.float32)
-            v += (wyl * wxh)[:, None] * tl.load(row_l + col_h, mask=m, other=0.0).to(tl.float32)
-            v += (wyh * wxl)[:, None] * tl.load(row_h + col_l, mask=m, other=0.0).to(tl.float32)
-            v += (wyh * wxh)[:, None] * tl.load(row_h + col_h, mask=m, other=0.0).to(tl.float32)
-            acc += v
-    acc = acc / tl.maximum(gh * gw, 1).to(tl.float32)
-    out = out_ptr + k.to(tl.int64) * C * OH * OW + cs[None, :] * (OH * OW) + bins[:, None]
-    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=tile_mask)
+            if BACKWARD:
+                tl.atomic_add(base + yl + xl, (wyl * wxl)[:, None] * g, mask=m)
+                tl.atomic_add(base + yl + xh, (wyl * wxh)[:, None] * g, mask=m)
+                tl.atomic_add(base + yh + xl, (wyh * wxl)[:, None] * g, mask=m)
+                tl.atomic_add(base + yh + xh, (wyh * wxh)[:, None] * g, mask=m)
+            else:
+                acc += (wyl * wxl)[:, None] * tl.load(base + yl + xl, mask=m, other=0.0).to(tl.float32)
+                acc += (wyl * wxh)[:, None] * tl.load(base + yl + xh, mask=m, other=0.0).to(tl.float32)
+                acc += (wyh * wxl)[:, None] * tl.load(base + yh + xl, mask=m, other=0.0).to(tl.float32)
+                acc += (wyh * wxh)[:, None] * tl.load(base + yh + xh, mask=m, other=0.0).to(tl.float32)
+    if not BACKWARD:
+        tl.store(dst_ptr + tile, (acc * inv_count).to(dst_ptr.dtype.element_ty), mask=tile_mask)
 
 
-@triton.autotune(configs=_CONFIGS, key=["C", "OH", "OW"], reset_to_zero=["grad_ptr"])
-@triton.jit
-def _roi_align_bwd(grad_out_ptr, rois_ptr, grad_ptr, C, H, W, stride_n, stride_c, stride_h, stride_w,
-                   spatial_scale, offset, sampling_ratio,
-                   OH: tl.constexpr, OW: tl.constexpr, ALIGNED: tl.constexpr,
-                   BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr):
-    k = tl.program_id(0)
-    b, x0, y0, bin_w, bin_h, gw, gh = _roi_geometry(rois_ptr, k, spatial_scale, offset, sampling_ratio,
-                                                    OH, OW, ALIGNED)
-    bins = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)
-    ph = (bins // OW).to(tl.float32)
-    pw = (bins % OW).to(tl.float32)
-    cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    tile_mask = (bins < OH * OW)[:, None] & (cs < C)[None, :]
-    g_ptr = grad_out_ptr + k.to(tl.int64) * C * OH * OW + cs[None, :] * (OH * OW) + bins[:, None]
-    g = tl.load(g_ptr, mask=tile_mask, other=0.0).to(tl.float32) / tl.maximum(gh * gw, 1).to(tl.float32)
-    base = grad_ptr + b * stride_n + cs[None, :].to(tl.int64) * stride_c
-    for iy in range(0, gh):
-        y = y0 + ph * bin_h + (iy + 0.5) * bin_h / gh
-        yl, yh, wyl, wyh = _taps(y, H)
-        row_l = base + (yl.to(tl.int64) * stride_h)[:, None]
-        row_h = base + (yh.to(tl.int64) * stride_h)[:, None]
-        for ix in range(0, gw):
-            x = x0 + pw * bin_w + (ix + 0.5) * bin_w / gw
-            xl, xh, wxl, wxh = _taps(x, W)
-            col_l = (xl.to(tl.int64) * stride_w)[:, None]
-            col_h = (xh.to(tl.int64) * stride_w)[:, None]
-            m = tile_mask & ((wyl + wyh) * (wxl + wxh) > 0)[:, None]
-            tl.atomic_add(row_l + col_l, (wyl * wxl)[:, None] * g, mask=m)
-            tl.atomic_add(row_l + col_h, (wyl * wxh)[:, None] * g, mask=m)
-            tl.atomic_add(row_h + col_l, (wyh * wxl)[:, None] * g, mask=m)
-            tl.atomic_add(row_h + col_h, (wyh * wxh)[:, None] * g, mask=m)
+_roi_align_fwd = triton.autotune(configs=_CONFIGS, key=["C", "OH", "OW"])(_roi_align)
+# Autotuning runs the kernel repeatedly: the accumulated gradient is reset before each run.
+_roi_align_bwd = triton.autotune(configs=_CONFIGS, key=["C", "OH", "OW"], reset_to_zero=["dst_ptr"])(_roi_align)
 
 
 def _launch(kernel, src: Tensor, rois: Tensor, dst: Tensor, fmap: Tensor, output_size: tuple[int, int],
@@ -133,7 +112,7 @@ def _launch(kernel, src: Tensor, rois: Tensor, dst: Tensor, fmap: Tensor, output
         return rois.shape[0], triton.cdiv(c, meta["BLOCK_C"]), triton.cdiv(oh * ow, meta["BLOCK_B"])
 
     kernel[grid](src, rois, dst, c, h, w, *fmap.stride(), spatial_scale, 0.5 if aligned else 0.0, sampling_ratio,
-                 OH=oh, OW=ow, ALIGNED=aligned)
+                 OH=oh, OW=ow, ALIGNED=aligned, BACKWARD=kernel is _roi_align_bwd)
 
 
 class _RoIAlign(torch.autograd.Function):

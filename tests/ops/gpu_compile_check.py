@@ -18,9 +18,9 @@ ROI_ARGS = {"rois_ptr": "*fp32", "C": "i32", "H": "i32", "W": "i32", "stride_n":
 def variants():
     # Each kernel in two dtypes with a few of its tile configs (every compile costs ~0.3 s).
     for dtype, config in itertools.product(("fp32", "bf16"), roi_align._CONFIGS[::4]):
-        meta = {"OH": 7, "OW": 7, "ALIGNED": True, **config.kwargs}
-        yield roi_align._roi_align_fwd.fn, {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", **ROI_ARGS}, meta, config
-        yield roi_align._roi_align_bwd.fn, {"grad_out_ptr": f"*{dtype}", "grad_ptr": "*fp32", **ROI_ARGS}, meta, config
+        for backward, dst in ((False, f"*{dtype}"), (True, "*fp32")):
+            meta = {"OH": 7, "OW": 7, "ALIGNED": True, "BACKWARD": backward, **config.kwargs}
+            yield roi_align._roi_align, {"src_ptr": f"*{dtype}", "dst_ptr": dst, **ROI_ARGS}, meta, config
     for dtype, config in zip(("fp16", "bf16"), paste_masks._CONFIGS[::2]):
         for out, thresholded in (("*i1", True), (f"*{dtype}", False)):
             sig = {"masks_ptr": f"*{dtype}", "boxes_ptr": "*fp32", "out_ptr": out, "H": "i32", "W": "i32",
@@ -37,7 +37,7 @@ def main() -> None:
     assert not triton.knobs.runtime.interpret, "run with TRITON_INTERPRET unset"
     target = GPUTarget("cuda", 80, 32)
     for fn, sig, meta, config in variants():
-        sig = {**sig, **{k: "constexpr" for k in meta}}
+        sig = {name: "constexpr" if name in meta else sig[name] for name in fn.arg_names}
         options = {"num_warps": config.num_warps if config else 4}
         compiled = triton.compile(ASTSource(fn, sig, constexprs=meta), target=target, options=options)
         assert compiled.asm["cubin"], fn.__name__
