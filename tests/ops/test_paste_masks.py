@@ -7,9 +7,14 @@ import torch.nn.functional as F
 
 from detrun.ops import paste_masks
 
-from ops_testing import backends_for
+from ops_testing import cases_for
 
-BACKENDS = backends_for("paste_masks")
+CASES = cases_for("paste_masks")
+
+
+def paste(backend, device, masks, boxes, size, threshold=0.5):
+    """Our paste_masks on `device`, result back on CPU."""
+    return paste_masks(masks.to(device), boxes.to(device), size, threshold, backend=backend).cpu()
 
 
 def reference(masks: torch.Tensor, boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -51,20 +56,20 @@ def make_case(seed: int, m: tuple[int, int] = (8, 8)):
     return masks, boxes, (h, w)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend, device", CASES)
 @pytest.mark.parametrize("mask_size", [(8, 8), (5, 7)])
-def test_probabilities_match_reference(backend, mask_size):
+def test_probabilities_match_reference(backend, device, mask_size):
     masks, boxes, (h, w) = make_case(0, mask_size)
-    out = paste_masks(masks, boxes, (h, w), threshold=None, backend=backend)
+    out = paste(backend, device, masks, boxes, (h, w), threshold=None)
     assert out.shape == (len(masks), h, w) and out.dtype == masks.dtype
     torch.testing.assert_close(out.double(), reference(masks, boxes, h, w), atol=2e-6, rtol=0)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend, device", CASES)
 @pytest.mark.parametrize("threshold", [0.5, 0.3])
-def test_threshold_matches_reference(backend, threshold):
+def test_threshold_matches_reference(backend, device, threshold):
     masks, boxes, (h, w) = make_case(1)
-    out = paste_masks(masks, boxes, (h, w), threshold=threshold, backend=backend)
+    out = paste(backend, device, masks, boxes, (h, w), threshold=threshold)
     ref = reference(masks, boxes, h, w)
     assert out.dtype == torch.bool
     # Float32 rounding may flip only pixels within a hair of the threshold.
@@ -73,21 +78,21 @@ def test_threshold_matches_reference(backend, threshold):
     assert out.any() and out[:, 0, :].any()  # masks reach the image border
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend, device", CASES)
 @pytest.mark.parametrize("dtype, atol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
-def test_half_precision(backend, dtype, atol):
+def test_half_precision(backend, device, dtype, atol):
     masks, boxes, (h, w) = make_case(2)
-    out = paste_masks(masks.to(dtype), boxes, (h, w), threshold=None, backend=backend)
+    out = paste(backend, device, masks.to(dtype), boxes, (h, w), threshold=None)
     assert out.dtype == dtype
     torch.testing.assert_close(out.double(), reference(masks.to(dtype), boxes, h, w), atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_no_masks_and_channel_dim(backend):
-    assert paste_masks(torch.zeros(0, 28, 28), torch.zeros(0, 4), (10, 12), backend=backend).shape == (0, 10, 12)
+@pytest.mark.parametrize("backend, device", CASES)
+def test_no_masks_and_channel_dim(backend, device):
+    assert paste(backend, device, torch.zeros(0, 28, 28), torch.zeros(0, 4), (10, 12)).shape == (0, 10, 12)
     masks, boxes, (h, w) = make_case(3)
-    torch.testing.assert_close(paste_masks(masks[:, None], boxes, (h, w), backend=backend),
-                               paste_masks(masks, boxes, (h, w), backend=backend))
+    torch.testing.assert_close(paste(backend, device, masks[:, None], boxes, (h, w)),
+                               paste(backend, device, masks, boxes, (h, w)))
 
 
 def test_torch_backend_equals_grid_sample_on_a_large_image():

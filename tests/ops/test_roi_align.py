@@ -5,9 +5,9 @@ import torchvision
 
 from detrun.ops import RoIAlign, roi_align
 
-from ops_testing import backends_for
+from ops_testing import cases_for, tiny
 
-BACKENDS = backends_for("roi_align")
+CASES = cases_for("roi_align")
 
 
 def make_rois(k: int, n: int, h: int, w: int, scale: float, seed: int) -> torch.Tensor:
@@ -27,62 +27,63 @@ def make_rois(k: int, n: int, h: int, w: int, scale: float, seed: int) -> torch.
     return torch.cat([batch, boxes], 1)
 
 
-def check(backend, x, rois, output_size, scale, sampling_ratio, aligned, atol=1e-5):
-    """Forward and input gradient equal torchvision's (float32 reference)."""
+def check(backend, device, x, rois, output_size, scale, sampling_ratio, aligned, atol=1e-5):
+    """Forward and input gradient on `device` equal torchvision's on CPU (float32 reference)."""
     xr = x.detach().float().requires_grad_()
     ref = torchvision.ops.roi_align(xr, rois, output_size, scale, sampling_ratio, aligned)
-    xb = x.detach().clone().requires_grad_()
-    out = roi_align(xb, rois, output_size, scale, sampling_ratio, aligned, backend=backend)
+    xb = x.detach().to(device).requires_grad_()
+    out = roi_align(xb, rois.to(device), output_size, scale, sampling_ratio, aligned, backend=backend)
     assert out.shape == ref.shape and out.dtype == x.dtype
-    torch.testing.assert_close(out.float(), ref, atol=atol, rtol=atol)
+    torch.testing.assert_close(out.float().cpu(), ref, atol=atol, rtol=atol)
     weight = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))
     (ref * weight).sum().backward()
-    (out.float() * weight).sum().backward()
+    (out.float() * weight.to(device)).sum().backward()
     assert xb.grad.dtype == x.dtype
-    torch.testing.assert_close(xb.grad.float(), xr.grad, atol=atol * 4, rtol=atol * 4)
+    torch.testing.assert_close(xb.grad.float().cpu(), xr.grad, atol=atol * 4, rtol=atol * 4)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend, device", CASES)
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("sampling_ratio", [-1, 0, 2])
-def test_matches_torchvision(backend, aligned, sampling_ratio):
+def test_matches_torchvision(backend, device, aligned, sampling_ratio):
     # The Triton interpreter runs each program as NumPy: a small map, few boxes and channels.
-    small = backend == "triton"
+    small = tiny(backend)
     n, c, h, w = (2, 3, 12, 14) if small else (2, 16, 40, 52)
     cases = [(0.5, (3, 4))] if small else [(1.0, (7, 7)), (0.5, (14, 14)), (0.25, (3, 5))]
     for i, (scale, output_size) in enumerate(cases):
         x = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(i))
         rois = make_rois(3 if small else 40, n, h, w, scale, seed=i)
-        check(backend, x, rois, output_size, scale, sampling_ratio, aligned)
+        check(backend, device, x, rois, output_size, scale, sampling_ratio, aligned)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend, device", CASES)
 @pytest.mark.parametrize("dtype, atol", [(torch.float16, 4e-3), (torch.bfloat16, 3e-2)])
-def test_half_precision(backend, dtype, atol):
+def test_half_precision(backend, device, dtype, atol):
     x = torch.randn(1, 4, 10, 12, generator=torch.Generator().manual_seed(0)).to(dtype)
-    check(backend, x, make_rois(4, 1, 10, 12, 1.0, seed=3), (3, 3), 1.0, 2, True, atol=atol)
+    check(backend, device, x, make_rois(4, 1, 10, 12, 1.0, seed=3), (3, 3), 1.0, 2, True, atol=atol)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_noncontiguous_input_and_list_boxes(backend):
+@pytest.mark.parametrize("backend, device", CASES)
+def test_noncontiguous_input_and_list_boxes(backend, device):
     base = torch.randn(2, 12, 9, 6, generator=torch.Generator().manual_seed(0))
     x = base.transpose(2, 3)[:, ::3]  # (2, 4, 6, 9), neither contiguous nor channels_last
     rois = make_rois(4, 2, 6, 9, 0.5, seed=5)
-    check(backend, x, rois, (2, 3), 0.5, -1, False)
+    check(backend, device, x, rois, (2, 3), 0.5, -1, False)
+    x, rois = x.to(device), rois.to(device)
     as_list = [rois[rois[:, 0] == i, 1:] for i in range(2)]
     order = torch.cat([torch.nonzero(rois[:, 0] == i)[:, 0] for i in range(2)])
     torch.testing.assert_close(roi_align(x, as_list, (2, 3), 0.5, backend=backend),
                                roi_align(x, rois[order], (2, 3), 0.5, backend=backend))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_no_boxes(backend):
-    x = torch.randn(1, 3, 8, 8, requires_grad=True)
-    out = roi_align(x, torch.zeros(0, 5), (7, 7), backend=backend)
+@pytest.mark.parametrize("backend, device", CASES)
+def test_no_boxes(backend, device):
+    x = torch.randn(1, 3, 8, 8, device=device, requires_grad=True)
+    out = roi_align(x, torch.zeros(0, 5, device=device), (7, 7), backend=backend)
     assert out.shape == (0, 3, 7, 7)
     out.sum().backward()
     assert torch.equal(x.grad, torch.zeros_like(x))
-    assert roi_align(x, [torch.zeros(0, 4)], 7, backend=backend).shape == (0, 3, 7, 7)
+    assert roi_align(x, [torch.zeros(0, 4, device=device)], 7, backend=backend).shape == (0, 3, 7, 7)
 
 
 def test_module_and_errors():
