@@ -26,7 +26,8 @@ def variants():
             sig = {"masks_ptr": f"*{dtype}", "boxes_ptr": "*fp32", "out_ptr": out, "H": "i32", "W": "i32",
                    "MH": "i32", "MW": "i32", "threshold": "fp32"}
             yield paste_masks._paste_masks.fn, sig, {"THRESHOLD": thresholded, **config.kwargs}, config
-    sig = {"boxes_ptr": "*fp32", "cls_ptr": "*i64", "mask_ptr": "*i32", "n": "i32", "n_words": "i32", "threshold": "fp32"}
+    sig = {"boxes_ptr": "*fp32", "cls_ptr": "*i64", "mask_ptr": "*i32", "n": "i32", "n_words": "i32",
+           "threshold": "fp32"}
     for has_cls in (True, False):
         yield nms._suppression_mask, sig, {"HAS_CLS": has_cls, "BLOCK_R": nms._BLOCK_R, "WORDS": nms._WORDS}, None
     sig = {"mask_ptr": "*i32", "removed_ptr": "*i32", "keep_ptr": "*i8", "n": "i32", "n_words": "i32"}
