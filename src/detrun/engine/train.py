@@ -56,7 +56,26 @@ def run_train(cfg: DictConfig, run_dir: Path) -> None:
             optionally ``evaluator`` with ``dataloader.test``.
         run_dir: an existing directory (Hydra's run directory under the CLI).
     """
+    start = time.perf_counter()
     launch(train_worker, cfg, Path(run_dir))
+    print(run_summary(Path(run_dir), time.perf_counter() - start))
+
+
+def run_summary(run_dir: Path, seconds: float) -> str:
+    """A few closing lines: the AP table from ``results.json`` (if any), wall time, where the files are."""
+    lines = [f"Done in {seconds / 60:.1f} min. Run directory: {run_dir}"]
+    results_path = run_dir / RESULTS_FILE
+    if results_path.is_file():
+        results = json.loads(results_path.read_text())
+        keys = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+        lines.append(f"  {'task':<10}" + "".join(f"{k:>7}" for k in keys))
+        for task, metrics in results.items():
+            values = [metrics.get(k) for k in keys]
+            lines.append(f"  {task:<10}" + "".join(f"{float('nan') if v is None else v:7.1f}" for v in values))
+    written = [name for name in (RESULTS_FILE, FINAL_WEIGHTS, "metrics.jsonl", "training_curves.png",
+                                 "val_predictions.png", "recipe.yaml") if (run_dir / name).is_file()]
+    lines.append(f"  wrote: {', '.join(written)}, checkpoints/")
+    return "\n".join(lines)
 
 
 def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
@@ -224,7 +243,9 @@ def finish_evaluation(results: dict, state: TrainState, model: nn.Module) -> Non
     """Rank 0: write results.json and the final metrics, then the training report."""
     from detrun.evaluation.report import write_training_report
 
-    (state.run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2))
+    # A metric with no ground truth to score (e.g. APl without large objects) is NaN: write null, valid JSON.
+    finite = {task: {k: (v if math.isfinite(v) else None) for k, v in metrics.items()} for task, metrics in results.items()}
+    (state.run_dir / RESULTS_FILE).write_text(json.dumps(finite, indent=2))
     state.writer.write(state.iteration, flatten_results(results))
     logger.info("Final evaluation: %s", json.dumps(results))
     write_training_report(model, state.cfg, state.run_dir)
