@@ -1,0 +1,25 @@
+"""Built-in data set names: COCO 2017 (under ``$DETRUN_DATASETS/coco``) and the synthetic shapes."""
+from __future__ import annotations
+
+from .coco import register_coco_instances
+from .paths import DatasetPath, not_found_hint
+from .shapes import register_builtin_shapes
+
+# name → (image folder, annotation file), relative to $DETRUN_DATASETS; the standard COCO download layout.
+COCO_2017 = {
+    "coco_2017_train": ("coco/train2017", "coco/annotations/instances_train2017.json"),
+    "coco_2017_val": ("coco/val2017", "coco/annotations/instances_val2017.json"),
+    "coco_2017_val_100": ("coco/val2017", "coco/annotations/instances_val2017_100.json"),
+    "coco_2017_test": ("coco/test2017", "coco/annotations/image_info_test2017.json"),
+    "coco_2017_test-dev": ("coco/test2017", "coco/annotations/image_info_test-dev2017.json"),
+    "keypoints_coco_2017_train": ("coco/train2017", "coco/annotations/person_keypoints_train2017.json"),
+    "keypoints_coco_2017_val": ("coco/val2017", "coco/annotations/person_keypoints_val2017.json"),
+}
+
+
+def register_all_builtin() -> None:
+    """Register every built-in name (cheap: nothing is read until a data set is used)."""
+    for name, (image_root, json_file) in COCO_2017.items():
+        register_coco_instances(name, DatasetPath(json_file), DatasetPath(image_root), overwrite=True,
+                                not_found_hint=not_found_hint(f"Data set '{name}'"))
+    register_builtin_shapes()
