@@ -1,4 +1,4 @@
-"""Ops tests run the Triton kernels on CPU through Triton's interpreter.
+"""Tests run the Triton kernels on CPU through Triton's interpreter.
 
 Triton fixes a kernel's mode when the kernel is defined, reading TRITON_INTERPRET then; pytest
 imports this file before any test module, so setting it here (before `detrun.kernels` is first
