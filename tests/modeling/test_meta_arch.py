@@ -103,7 +103,7 @@ def test_inference_rescales_to_the_requested_size():
     with torch.no_grad():
         assert m([{"image": image(32, 48)}])[0]["instances"].image_size == (32, 48)
         raw = m.inference([{"image": image(32, 48)}], do_postprocess=False)
-    assert raw[0].pred_masks.shape == (1, 1, 28, 28)
+    assert raw[0]["instances"].pred_masks.shape == (1, 1, 28, 28)
 
 
 def test_training_returns_losses_of_all_parts_and_needs_ground_truth():

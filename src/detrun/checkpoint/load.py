@@ -11,8 +11,9 @@ from .formats import convert_checkpoint
 from .model_layout import ModelLayout
 from .reading import CheckpointError, read_checkpoint
 
-# BatchNorm's step counter: absent from frozen norms and meaningless across runs, never reported.
-_COUNTER = "num_batches_tracked"
+# Training-time running state, not weights: BatchNorm's step counter (absent from frozen norms)
+# and RetinaNet's loss normaliser. Other libraries' files lack them; never reported as missing.
+_RUNNING_STATE = ("num_batches_tracked", "loss_normalizer")
 _EXAMPLES = 5
 
 
@@ -101,14 +102,14 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = False, ve
     to_load = {}
     for key, value in converted.state_dict.items():
         if key not in model_state:
-            if not key.endswith(_COUNTER):
+            if not key.endswith(_RUNNING_STATE):
                 report.unexpected.append(key)
         elif tuple(value.shape) != tuple(model_state[key].shape):
             report.mismatched.append((key, tuple(value.shape), tuple(model_state[key].shape)))
         else:
             to_load[key] = value
     report.loaded = list(to_load)
-    report.missing = [k for k in model_state if k not in converted.state_dict and not k.endswith(_COUNTER)]
+    report.missing = [k for k in model_state if k not in converted.state_dict and not k.endswith(_RUNNING_STATE)]
     if verbose:
         print(report.table(), file=sys.stdout, flush=True)
     _check_fit(report, converted.state_dict, ModelLayout(model_state.keys(), path).trunk, strict)

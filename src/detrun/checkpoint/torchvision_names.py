@@ -45,14 +45,21 @@ def convert_torchvision_resnet(weights: dict[str, torch.Tensor], layout: ModelLa
 
 
 def convert_torchvision_detection(weights: dict[str, torch.Tensor], layout: ModelLayout):
-    """A torchvision Faster/Mask R-CNN state dict (``*rcnn_resnet50_fpn``) -> detrun names and class layout.
+    """A torchvision Faster/Mask R-CNN or RetinaNet state dict (``*rcnn_resnet50_fpn``,
+    ``retinanet_resnet50_fpn``) -> detrun names and class layout.
 
     Handles both torchvision's current names (``rpn.head.conv.0.0``, ``mask_head.0.0``) and
-    the older ones (``rpn.head.conv``, ``mask_head.mask_fcn1``). Returns (state_dict, ignored, unknown).
+    the older ones (``rpn.head.conv``, ``mask_head.mask_fcn1``). RetinaNet's head towers
+    (``head.classification_head.conv.{i}.0`` conv, ``.1`` norm if any) become Detectron2's
+    ``head.cls_subnet.{j}`` Sequential indices. Returns (state_dict, ignored, unknown).
     """
     trunk = layout.require_trunk("a torchvision detection model")
     fpn_first = layout.fpn_first_level()
     rpn = layout.prefix_of("objectness_logits.weight", default="proposal_generator.rpn_head.")
+    head = layout.prefix_of("cls_score.weight", default="head.")
+    # Sequential entries per tower layer in detrun: conv, ReLU (+ a norm between them if the file has one).
+    tower_step = 3 if any(re.match(r"^head\.\w+_head\.conv\.\d+\.1\.", k) for k in weights) else 2
+    towers = {"classification": "cls_subnet", "regression": "bbox_subnet"}
     rules = [
         (r"^backbone\.fpn\.inner_blocks\.(\d+)(?:\.0)?\.(weight|bias)$",
          lambda m: f"backbone.fpn_lateral{int(m[1]) + fpn_first}.{m[2]}"),
@@ -72,6 +79,10 @@ def convert_torchvision_detection(weights: dict[str, torch.Tensor], layout: Mode
         (r"^roi_heads\.mask_predictor\.conv5_mask\.(weight|bias)$", lambda m: f"roi_heads.mask_head.deconv.{m[1]}"),
         (r"^roi_heads\.mask_predictor\.mask_fcn_logits\.(weight|bias)$",
          lambda m: f"roi_heads.mask_head.predictor.{m[1]}"),
+        (r"^head\.(classification|regression)_head\.conv\.(\d+)\.([01])\.(\w+)$",
+         lambda m: f"{head}{towers[m[1]]}.{tower_step * int(m[2]) + int(m[3])}.{m[4]}"),
+        (r"^head\.classification_head\.cls_logits\.(weight|bias)$", lambda m: f"{head}cls_score.{m[1]}"),
+        (r"^head\.regression_head\.bbox_reg\.(weight|bias)$", lambda m: f"{head}bbox_pred.{m[1]}"),
     ]
     rules = [(re.compile(p), f) for p, f in rules]
     converted, unknown = {}, []

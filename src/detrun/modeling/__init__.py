@@ -1,8 +1,11 @@
 """Backbones, proposal generators, ROI heads and meta-architectures."""
 from .backbone import FPN, Backbone, FrozenBatchNorm2d, LastLevelMaxPool, LastLevelP6P7, ResNet, get_norm
 from .box_regression import Box2BoxTransform
+from .dense_heads import RetinaNetHead
+from .feature_protocol import FeatureUse, ReadsFeatures
+from .losses import sigmoid_focal_loss
 from .matcher import Matcher
-from .meta_arch import GeneralizedRCNN, MetaArchitecture
+from .meta_arch import DenseDetector, GeneralizedRCNN, MetaArchitecture, RetinaNet
 from .postprocess import detector_postprocess
 from .proposal_generator import RPN, DefaultAnchorGenerator, ProposalGenerator, StandardRPNHead
 from .roi_heads import (
@@ -21,8 +24,10 @@ __all__ = [
     "Backbone",
     "Box2BoxTransform",
     "DefaultAnchorGenerator",
+    "DenseDetector",
     "FastRCNNConvFCHead",
     "FastRCNNOutputLayers",
+    "FeatureUse",
     "FrozenBatchNorm2d",
     "GeneralizedRCNN",
     "LastLevelMaxPool",
@@ -33,10 +38,14 @@ __all__ = [
     "ProposalGenerator",
     "ROIHeads",
     "ROIPooler",
+    "ReadsFeatures",
     "ResNet",
+    "RetinaNet",
+    "RetinaNetHead",
     "ShapeSpec",
     "StandardROIHeads",
     "StandardRPNHead",
     "detector_postprocess",
     "get_norm",
+    "sigmoid_focal_loss",
 ]

@@ -36,12 +36,14 @@ class ImageList:
 
     @staticmethod
     def from_tensors(
-        tensors: Sequence[Tensor], size_divisibility: int = 0, pad_value: float = 0.0
+        tensors: Sequence[Tensor], size_divisibility: int = 0, pad_value: float = 0.0, square_size: int = 0
     ) -> ImageList:
         """Pad images Tensor[C, H_i, W_i] (same C, dtype, device) to a common size and stack them.
 
         The padded size is the largest H and W in the batch, rounded up to a multiple of
-        `size_divisibility` when it is > 0 (backbones with stride-32 outputs need 32).
+        `size_divisibility` when it is > 0 (backbones with stride-32 outputs need 32). With
+        `square_size` > 0 every image is padded to square_size x square_size instead (images
+        larger than that are refused).
         """
         if len(tensors) == 0:
             raise ValueError("ImageList.from_tensors needs at least one image")
@@ -53,7 +55,12 @@ class ImageList:
         image_sizes = [(t.shape[-2], t.shape[-1]) for t in tensors]
         max_h = max(h for h, _ in image_sizes)
         max_w = max(w for _, w in image_sizes)
-        if size_divisibility > 1:
+        if square_size > 0:
+            if max_h > square_size or max_w > square_size:
+                raise ValueError(f"ImageList.from_tensors: an image of {max_h} x {max_w} pixels does not fit the "
+                                 f"backbone's square input of {square_size} x {square_size}; resize it first")
+            max_h = max_w = square_size
+        elif size_divisibility > 1:
             stride = size_divisibility
             max_h = (max_h + stride - 1) // stride * stride
             max_w = (max_w + stride - 1) // stride * stride

@@ -9,17 +9,20 @@ from torch import Tensor, nn
 from detrun.structures import Boxes
 
 
-def _cell_anchors(sizes: list[float], aspect_ratios: list[float], round_anchors: bool) -> Tensor:
-    """Anchors centred at (0, 0), Tensor[len(sizes) * len(aspect_ratios), 4], size-major order.
+def _cell_anchors(sizes: list[float], aspect_ratios: list[float], round_anchors: bool, ratio_major: bool) -> Tensor:
+    """Anchors centred at (0, 0), Tensor[len(sizes) * len(aspect_ratios), 4], size-major order
+    (or ratio-major).
 
     A size s and ratio r = h / w give w = s / sqrt(r), h = s * sqrt(r) (area s^2).
     """
+    pairs = [(s, r) for s in sizes for r in aspect_ratios]
+    if ratio_major:
+        pairs = [(s, r) for r in aspect_ratios for s in sizes]
     anchors = []
-    for size in sizes:
-        for ratio in aspect_ratios:
-            w = size / math.sqrt(ratio)
-            h = size * math.sqrt(ratio)
-            anchors.append([-w / 2, -h / 2, w / 2, h / 2])
+    for size, ratio in pairs:
+        w = size / math.sqrt(ratio)
+        h = size * math.sqrt(ratio)
+        anchors.append([-w / 2, -h / 2, w / 2, h / 2])
     cell = torch.tensor(anchors, dtype=torch.float64)
     # torchvision rounds its cell anchors to whole pixels; weights trained with it expect that.
     return (cell.round() if round_anchors else cell).float()
@@ -41,9 +44,12 @@ class DefaultAnchorGenerator(nn.Module):
         offset: anchor centres are at ``(i + offset) * stride``; 0.0 in Detectron2 and torchvision.
         round_anchors: round the cell anchors (centred at 0) to integer coordinates, as
             torchvision does; Detectron2 keeps them unrounded.
+        ratio_major: order a cell's anchors ratio by ratio, then size (torchvision), instead of
+            size by size, then ratio (Detectron2). Matters with several sizes per level (RetinaNet):
+            a head's output channels follow this order.
 
-    With one size per level, the anchor order (cell-major, then size, then ratio) is that of
-    both Detectron2 and torchvision.
+    Anchors are ordered cell-major, then within a cell as above; with one size per level both
+    libraries' orders agree.
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class DefaultAnchorGenerator(nn.Module):
         strides: list[int] | None,
         offset: float = 0.0,
         round_anchors: bool = False,
+        ratio_major: bool = False,
     ):
         super().__init__()
         num_levels = len(strides) if strides is not None else max(len(sizes), len(aspect_ratios))
@@ -62,7 +69,8 @@ class DefaultAnchorGenerator(nn.Module):
         self.strides = list(strides) if strides is not None else None
         self.offset = float(offset)
         self.round_anchors = round_anchors
-        cells = [_cell_anchors(s, r, round_anchors) for s, r in zip(sizes, aspect_ratios)]
+        self.ratio_major = ratio_major
+        cells = [_cell_anchors(s, r, round_anchors, ratio_major) for s, r in zip(sizes, aspect_ratios)]
         # Not persistent: anchors are derived from the arguments, never loaded from a checkpoint.
         for i, cell in enumerate(cells):
             self.register_buffer(f"cell_anchors_{i}", cell, persistent=False)

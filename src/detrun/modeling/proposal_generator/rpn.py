@@ -5,9 +5,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from detrun.structures import Boxes, ImageList, Instances, pairwise_iou
+from detrun.structures import Boxes, ImageList, Instances
 
+from ..anchor_matching import match_anchors, matched_boxes
 from ..box_regression import Box2BoxTransform, box_regression_loss
+from ..feature_protocol import FeatureUse, ReadsFeatures
 from ..matcher import Matcher
 from ..sampling import subsample_labels
 from .anchor_generator import DefaultAnchorGenerator
@@ -15,7 +17,7 @@ from .base import ProposalGenerator
 from .proposal_utils import find_top_rpn_proposals
 
 
-class RPN(ProposalGenerator):
+class RPN(ProposalGenerator, ReadsFeatures):
     """Region Proposal Network (Faster R-CNN), Detectron2-compatible.
 
     Losses (training): `loss_rpn_cls`, binary cross-entropy over the sampled anchors, and
@@ -94,6 +96,11 @@ class RPN(ProposalGenerator):
         self.box_reg_loss_type = box_reg_loss_type
         self.smooth_l1_beta = smooth_l1_beta
 
+    def feature_uses(self) -> list[FeatureUse]:
+        strides = self.anchor_generator.strides
+        return [FeatureUse("in_features", tuple(self.in_features), "anchor_generator.strides",
+                           tuple(strides) if strides is not None else None)]
+
     def forward(
         self, images: ImageList, features: dict[str, Tensor], gt_instances: list[Instances] | None = None
     ) -> tuple[list[Instances], dict[str, Tensor]]:
@@ -144,23 +151,16 @@ class RPN(ProposalGenerator):
             gt_boxes: float Tensor[N, A, 4], the matched gt box of each anchor (zeros without gt).
         """
         anchors = Boxes.cat(anchors)
-        gt_labels, matched_boxes = [], []
-        for gt in gt_instances:
-            gt_boxes = gt.gt_boxes.to(anchors.device)
-            matched_idxs, labels = self.anchor_matcher(pairwise_iou(gt_boxes, anchors))
-            if self.anchor_boundary_thresh >= 0:
-                inside = anchors.inside_box(gt.image_size, self.anchor_boundary_thresh)
-                labels.masked_fill_(~inside, -1)
+        matches = match_anchors(anchors, gt_instances, self.anchor_matcher, boundary_thresh=self.anchor_boundary_thresh)
+        gt_labels, gt_boxes = [], []
+        for gt, (matched_idxs, labels) in zip(gt_instances, matches):
             pos_idx, neg_idx = subsample_labels(labels, self.batch_size_per_image, self.positive_fraction, 0)
             labels = torch.full_like(labels, -1)
             labels[pos_idx] = 1
             labels[neg_idx] = 0
             gt_labels.append(labels)
-            if len(gt_boxes) == 0:
-                matched_boxes.append(torch.zeros_like(anchors.tensor))
-            else:
-                matched_boxes.append(gt_boxes.tensor[matched_idxs])
-        return torch.stack(gt_labels), torch.stack(matched_boxes)
+            gt_boxes.append(matched_boxes(gt.gt_boxes.to(anchors.device), matched_idxs))
+        return torch.stack(gt_labels), torch.stack(gt_boxes)
 
     def losses(
         self,

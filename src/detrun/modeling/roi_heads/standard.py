@@ -5,13 +5,14 @@ from torch import Tensor, nn
 
 from detrun.structures import ImageList, Instances
 
+from ..feature_protocol import FeatureUse, ReadsFeatures
 from ..matcher import Matcher
 from .base import ROIHeads, select_foreground_proposals
 from .fast_rcnn import FastRCNNOutputLayers
 from .poolers import ROIPooler
 
 
-class StandardROIHeads(ROIHeads):
+class StandardROIHeads(ROIHeads, ReadsFeatures):
     """Thin orchestrator of the per-task heads (Detectron2's StandardROIHeads).
 
     Training: label and sample proposals (`ROIHeads`), then the box losses on all sampled
@@ -67,6 +68,13 @@ class StandardROIHeads(ROIHeads):
         self.mask_pooler = mask_pooler
         self.mask_head = mask_head
 
+    def feature_uses(self) -> list[FeatureUse]:
+        heads = [("box", self.box_in_features, self.box_pooler)]
+        if self.mask_on:
+            heads.append(("mask", self.mask_in_features, self.mask_pooler))
+        return [FeatureUse(f"{head}_in_features", tuple(names), f"{head}_pooler.scales",
+                           _scales(pooler), as_scales=True) for head, names, pooler in heads]
+
     def forward(
         self,
         images: ImageList,
@@ -107,3 +115,8 @@ class StandardROIHeads(ROIHeads):
             boxes = [p.pred_boxes for p in instances]
         x = self.mask_pooler([features[f] for f in self.mask_in_features], boxes)
         return self.mask_head(x, instances)
+
+
+def _scales(pooler: nn.Module) -> tuple[float, ...] | None:
+    scales = getattr(pooler, "scales", None)  # a custom pooler may not expose them
+    return tuple(scales) if scales is not None else None
