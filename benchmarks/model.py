@@ -1,9 +1,9 @@
-"""Mask R-CNN R50-FPN on CPU: detrun vs torchvision, same weights, same images.
+"""Mask R-CNN and RetinaNet R50-FPN on CPU: detrun vs torchvision, same weights, same images.
 
-Inference: ``mask_rcnn_R50_torchvision`` vs torchvision's ``maskrcnn_resnet50_fpn`` on one
-800x1216 image (torchvision's transform set to scale 1, so both see the same pixels), with
-random weights scaled like the parity test's so that both return the full 100 detections with
-masks. Training: one step (forward + backward + SGD) on a batch of 2 images with 6 objects each,
+Inference: ``mask_rcnn_R50_torchvision`` vs torchvision's ``maskrcnn_resnet50_fpn`` and
+``retinanet_R50_torchvision`` vs its ``retinanet_resnet50_fpn``, on one 800x1216 image
+(torchvision's transform set to scale 1, so both see the same pixels), with random weights
+scaled like the parity tests' so that both return the full 100 detections (with masks). Training: one step (forward + backward + SGD) on a batch of 2 images with 6 objects each,
 detrun's ``mask_rcnn_R50`` (Detectron2's defaults) and ``mask_rcnn_R50_torchvision`` vs
 torchvision's model. Both torchvision models are built as with pretrained weights (frozen BN,
 stem + res2 frozen), which is how they are used.
@@ -13,7 +13,7 @@ process's CPU time, and the peak resident memory above the level before the run 
 VmHWM, reset between runs). Ratio = detrun / torchvision, measured in the same process.
 
     python benchmarks/model.py --runs 5            # inference and training
-    python benchmarks/model.py --runs 7 --no-train
+    python benchmarks/model.py --runs 7 --no-train --models retinanet
 """
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ from pathlib import Path
 
 import torch
 from torchvision.models import resnet50
-from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection import MaskRCNN, RetinaNet
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.retinanet import _default_anchorgen
 from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from detrun.config import get_recipe, instantiate
 from detrun.structures import BitMasks, Boxes, Instances
@@ -41,6 +43,13 @@ def torchvision_maskrcnn() -> MaskRCNN:
     """torchvision's maskrcnn_resnet50_fpn as built with pretrained weights: frozen BN, 3 trainable stages."""
     backbone = _resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), trainable_layers=3)
     return MaskRCNN(backbone, num_classes=91)
+
+
+def torchvision_retinanet() -> RetinaNet:
+    """torchvision's retinanet_resnet50_fpn as built with pretrained weights (frozen BN, C3-C5, P6/P7 from P5)."""
+    backbone = _resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), trainable_layers=3,
+                                     returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+    return RetinaNet(backbone, num_classes=91, anchor_generator=_default_anchorgen())
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> None:
@@ -63,7 +72,10 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> None:
 
 def detrun_model(recipe: str, weights: str | None, num_classes: int) -> torch.nn.Module:
     cfg = get_recipe(recipe).model
-    cfg.roi_heads.num_classes = num_classes
+    if "roi_heads" in cfg:
+        cfg.roi_heads.num_classes = num_classes
+    else:
+        cfg.num_classes = num_classes
     cfg.weights = weights
     return instantiate(cfg)
 
@@ -117,17 +129,26 @@ def ground_truth(seed: int, num: int = 6) -> tuple[torch.Tensor, torch.Tensor, t
     return boxes, torch.randint(1, 81, (num,), generator=g), masks
 
 
-def inference_cases(tmp: Path) -> dict:
-    tv = torchvision_maskrcnn().eval()
+# --models choice -> (torchvision builder, its name, detrun recipe, detrun classes for torchvision's 91)
+MODELS = {
+    "maskrcnn": (torchvision_maskrcnn, "maskrcnn_resnet50_fpn", "mask_rcnn_R50_torchvision", 90),
+    "retinanet": (torchvision_retinanet, "retinanet_resnet50_fpn", "retinanet_R50_torchvision", 91),
+}
+
+
+def inference_cases(tmp: Path, model: str) -> tuple[dict, str]:
+    """{case name: run one inference} for torchvision's and detrun's `model`, and the baseline's name."""
+    build_tv, tv_name, recipe, num_classes = MODELS[model]
+    tv = build_tv().eval()
     randomize_(tv)
     tv.transform.min_size, tv.transform.max_size = (min(IMAGE_SIZE),), max(IMAGE_SIZE)  # scale 1
-    torch.save(tv.state_dict(), tmp / "tv.pth")
-    ours = detrun_model("mask_rcnn_R50_torchvision", str(tmp / "tv.pth"), num_classes=90).eval()
+    torch.save(tv.state_dict(), tmp / f"{model}.pth")
+    ours = detrun_model(recipe, str(tmp / f"{model}.pth"), num_classes=num_classes).eval()
     img = image()
     tv_input, our_input = [img.float() / 255], [{"image": img, "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1]}]
     with torch.no_grad():
         n_tv, n_ours = len(tv(tv_input)[0]["boxes"]), len(ours(our_input)[0]["instances"])
-    print(f"inference detections: torchvision {n_tv}, detrun {n_ours}")
+    print(f"{model} inference detections: torchvision {n_tv}, detrun {n_ours}")
 
     def run_tv():
         with torch.no_grad():
@@ -137,7 +158,8 @@ def inference_cases(tmp: Path) -> dict:
         with torch.no_grad():
             ours(our_input)
 
-    return {"torchvision maskrcnn_resnet50_fpn": run_tv, "detrun mask_rcnn_R50_torchvision": run_ours}
+    baseline = f"torchvision {tv_name}"
+    return {baseline: run_tv, f"detrun {recipe}": run_ours}, baseline
 
 
 def training_cases() -> dict:
@@ -182,12 +204,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per case (median reported)")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step comparison")
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS),
+                        help="architectures whose inference is compared")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, image {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}")
-    with tempfile.TemporaryDirectory() as tmp:
-        results = compare(inference_cases(Path(tmp)), args.runs)
-    print_table("Inference, 1 image", results, "torchvision maskrcnn_resnet50_fpn")
+    for model in args.models:
+        with tempfile.TemporaryDirectory() as tmp:
+            cases, baseline = inference_cases(Path(tmp), model)
+            results = compare(cases, args.runs)
+        print_table(f"Inference, 1 image ({model})", results, baseline)
     if not args.no_train:
         results = compare(training_cases(), args.runs)
         print_table("Training step, batch 2", results, "torchvision maskrcnn_resnet50_fpn")

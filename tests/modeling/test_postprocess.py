@@ -50,3 +50,38 @@ def test_proposals_and_empty_results():
     torch.testing.assert_close(out.proposal_boxes.tensor, torch.tensor([[0.0, 0, 64, 64]]))
     empty = detector_postprocess(_detections(0, (64, 64)), 32, 48)
     assert len(empty) == 0 and empty.pred_masks.shape == (0, 32, 48) and empty.pred_masks.dtype == torch.bool
+
+
+def test_keypoints_rescaled_like_torchvision():
+    from torchvision.models.detection.transform import resize_keypoints
+
+    from detrun.structures import Keypoints
+
+    det = _detections(5, (100, 150))
+    gen = torch.Generator().manual_seed(1)
+    keypoints = torch.cat([torch.rand(5, 17, 2, generator=gen) * 100, torch.rand(5, 17, 1, generator=gen)], dim=2)
+    det.pred_keypoints = keypoints.clone()
+    out = detector_postprocess(det, 300, 600)
+    expected = resize_keypoints(keypoints, (100, 150), (300, 600))
+    torch.testing.assert_close(out.pred_keypoints, expected)  # x, y scaled; scores unchanged
+    torch.testing.assert_close(det.pred_keypoints, keypoints)  # input untouched
+    det.pred_keypoints = Keypoints(keypoints)
+    torch.testing.assert_close(detector_postprocess(det, 300, 600).pred_keypoints.tensor, expected)
+
+
+def test_sem_seg_and_panoptic_outputs_cropped_and_resized():
+    from torch.nn import functional as F
+
+    from detrun.modeling.postprocess import postprocess_outputs
+
+    logits = torch.randn(4, 32, 48)  # over a padded 32 x 48 batch image holding a 30 x 40 image
+    ids = torch.arange(32 * 48, dtype=torch.int32).view(32, 48)
+    segments = [{"id": 1, "category_id": 0, "isthing": False}]
+    out = postprocess_outputs({"sem_seg": logits, "panoptic_seg": (ids, segments), "other": 7}, (30, 40), 60, 80)
+    expected = F.interpolate(logits[None, :, :30, :40], size=(60, 80), mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(out["sem_seg"], expected)
+    pan, segs = out["panoptic_seg"]
+    assert pan.dtype == torch.int32 and pan.shape == (60, 80) and segs is segments
+    # Nearest: output pixel (y, x) takes input pixel (y // 2, x // 2) of the cropped map.
+    assert torch.equal(pan, ids[:30, :40].repeat_interleave(2, 0).repeat_interleave(2, 1))
+    assert out["other"] == 7
