@@ -1,13 +1,34 @@
+import traceback
+
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from detrun.config import InstantiationError, L, instantiate, load, save
 from detrun.config.lazy import check_targets, locate
+from detrun.errors import UserError
 
 
 def make_linear(in_features: int, out_features: int) -> torch.nn.Linear:
     return torch.nn.Linear(in_features, out_features)
+
+
+class Head(torch.nn.Module):
+    """A module with a bug (IndexError) for ``num_layers > 1`` and value checking."""
+
+    def __init__(self, *, in_channels: int, num_layers: int = 1):
+        super().__init__()
+        if in_channels <= 0:
+            raise ValueError(f"Head in_channels must be positive, got {in_channels}")
+        self.layers = [in_channels][num_layers - 1]
+
+
+class BadWeightsError(UserError):
+    pass
+
+
+def load_weights(path: str) -> None:
+    raise BadWeightsError(f"{path} is not a checkpoint")
 
 
 def test_lazycall_builds_nested_nodes_with_interpolation():
@@ -52,10 +73,44 @@ def test_bad_target_names_its_config_path():
         check_targets(cfg)
 
 
-def test_failing_call_names_the_node():
-    cfg = OmegaConf.create({"head": L(torch.nn.Linear)(in_features=2, out_features=2, bogus=1)})
-    with pytest.raises(InstantiationError, match=r"building 'head' \(torch\.nn\.Linear\) failed: TypeError"):
+def test_unknown_argument_names_the_node_and_suggests_the_closest():
+    cfg = OmegaConf.create({"model": {"head": L(torch.nn.Linear)(in_features=2, out_featurs=2)}})
+    with pytest.raises(InstantiationError) as info:
+        instantiate(cfg.model)
+    message = str(info.value)
+    assert "building 'model.head' (torch.nn.Linear)" in message
+    assert "unknown argument 'out_featurs' (did you mean 'out_features'?)" in message
+    assert "accepted: in_features, out_features, bias, device, dtype" in message
+    assert "\n" not in message
+
+
+def test_missing_argument_is_named():
+    cfg = OmegaConf.create({"model": {"head": L(Head)()}})
+    message = r"^building 'model\.head' \(.*Head\): missing required argument 'in_channels'$"
+    with pytest.raises(InstantiationError, match=message):
         instantiate(cfg)
+
+
+def test_value_errors_and_user_errors_stay_one_line():
+    cfg = OmegaConf.create({"model": {"head": L(Head)(in_channels=0)}})
+    message = r"^building 'model\.head' \(.*Head\): Head in_channels must be positive, got 0$"
+    with pytest.raises(InstantiationError, match=message):
+        instantiate(cfg)
+    cfg = OmegaConf.create({"weights": L(load_weights)(path="w.txt")})
+    message = r"^building 'weights' \(.*load_weights\): w\.txt is not a checkpoint$"
+    with pytest.raises(InstantiationError, match=message) as info:
+        instantiate(cfg)
+    assert isinstance(info.value.__cause__, BadWeightsError)
+
+
+def test_bugs_propagate_with_their_traceback_and_a_note():
+    cfg = OmegaConf.create({"model": {"heads": [L(Head)(in_channels=1, num_layers=2)]}})
+    with pytest.raises(IndexError) as info:
+        instantiate(cfg.model)
+    assert not isinstance(info.value, InstantiationError)
+    raising = traceback.extract_tb(info.value.__traceback__)[-1]
+    assert (raising.filename, raising.name) == (__file__, "__init__")
+    assert info.value.__notes__ == [f"while building 'model.heads[0]' ({Head.__module__}.Head)"]
 
 
 def test_save_load_round_trip(tmp_path):

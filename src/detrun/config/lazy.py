@@ -6,7 +6,9 @@ its import path, never as the object itself.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -99,6 +101,10 @@ def locate(path: str) -> Any:
 def instantiate(node: Any, /, **overrides: Any) -> Any:
     """Recursively build every ``_target_`` node inside `node`.
 
+    Mistakes in the config are one-line `InstantiationError`s naming the node's path in its
+    root config (``model.roi_heads.box_head``). Anything else a target raises is a bug: it
+    propagates unchanged, traceback included, with the note ``while building '<path>' (<target>)``.
+
     Args:
         node: a DictConfig / ListConfig / dict / list, possibly nested, or a plain value.
             Interpolations are resolved against the node's root first.
@@ -110,12 +116,16 @@ def instantiate(node: Any, /, **overrides: Any) -> Any:
         The built object; containers without ``_target_`` come back as plain dicts/lists.
 
     Raises:
-        InstantiationError: naming the config path (``model.backbone._target_``) of the node
-            whose target could not be imported or whose call failed.
+        InstantiationError: a ``_target_`` can't be imported; a node's arguments don't fit
+            its target's signature (checked before the call: unknown ones, with the closest
+            accepted name, or missing required ones); or the call raised a `UserError` or a
+            `ValueError` (constructors reject bad values with ValueError).
     """
+    path = ""
     if isinstance(node, (DictConfig, ListConfig)):
+        path = _config_path(node)
         node = OmegaConf.to_container(node, resolve=True)
-    return _build(node, path="", overrides=overrides)
+    return _build(node, path=path, overrides=overrides)
 
 
 def check_targets(node: Any, path: str = "") -> None:
@@ -153,18 +163,56 @@ def _build(node: Any, path: str, overrides: Mapping[str, Any] | None = None) -> 
             raise InstantiationError(f"{target_path} = '{node[TARGET_KEY]}' can't be imported: {exc}") from exc
         kwargs = {k: _build(v, _join(path, k)) for k, v in node.items() if k != TARGET_KEY}
         kwargs.update(overrides or {})
+        where = f"building '{path or '<root>'}' ({node[TARGET_KEY]})"
+        _check_arguments(target, kwargs, where)
         try:
             return target(**kwargs)
-        except InstantiationError:
-            raise
+        except (UserError, ValueError) as exc:
+            raise InstantiationError(f"{where}: {exc}") from exc
         except Exception as exc:
-            where = path or "<root>"
-            raise InstantiationError(
-                f"building '{where}' ({node[TARGET_KEY]}) failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            exc.add_note(f"while {where}")
+            raise
     if isinstance(node, Sequence) and not isinstance(node, (str, bytes)):
         return [_build(v, f"{path}[{i}]") for i, v in enumerate(node)]
     return node
+
+
+def _check_arguments(target: Callable, kwargs: Mapping[str, Any], where: str) -> None:
+    """Raise InstantiationError if `target` can't take `kwargs`: unknown or missing arguments."""
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # some builtins and C functions have no readable signature
+        return
+    params = signature.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = [_suggest(name, accepted) for name in kwargs if name not in accepted]
+        missing = [
+            repr(n) for n, p in params.items()
+            if p.default is p.empty and p.kind is not p.VAR_POSITIONAL and n not in kwargs
+        ]
+        problems = []
+        if unknown:
+            problems.append(f"unknown argument {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+        if missing:
+            problems.append(f"missing required argument {', '.join(missing)}")
+        raise InstantiationError(f"{where}: {'; '.join(problems) or exc}") from None
+
+
+def _suggest(name: str, accepted: list[str]) -> str:
+    close = difflib.get_close_matches(name, accepted, n=1)
+    return f"'{name}' (did you mean '{close[0]}'?)" if close else f"'{name}'"
+
+
+def _config_path(node: DictConfig | ListConfig) -> str:
+    """Path of `node` in its root config (``model.roi_heads``), so errors name the full key."""
+    # OmegaConf has no public API for this; node._get_full_key(None) drops list brackets.
+    parent = node._get_parent()
+    return "" if parent is None else parent._get_full_key(node._key())
 
 
 def _join(path: str, key: Any) -> str:
