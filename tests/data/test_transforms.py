@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from detrun.data.transforms import (
     CropTransform,
+    ExtentTransform,
     FixedSizeCrop,
     HFlipTransform,
     PadTransform,
@@ -11,6 +13,7 @@ from detrun.data.transforms import (
     ResizeScale,
     ResizeShortestEdge,
     ResizeTransform,
+    RotationTransform,
     TransformList,
     VFlipTransform,
     apply_augmentations,
@@ -137,3 +140,82 @@ def test_keypoint_flip_indices():
     assert keypoint_flip_indices(["left_eye", "right_eye", "nose"], [("left_eye", "right_eye")]) == [1, 0, 2]
     with pytest.raises(ValueError, match="not keypoint names"):
         keypoint_flip_indices(["a"], [("a", "b")])
+
+
+@pytest.mark.parametrize("shape", [(40, 60), (40, 60, 1), (40, 60, 3)], ids=["HxW", "HxWx1", "HxWx3"])
+@pytest.mark.parametrize("transform", [
+    ResizeTransform(h=40, w=60, new_h=20, new_w=90),
+    ResizeTransform(h=40, w=60, new_h=20, new_w=90, interp=Image.NEAREST),  # Detectron2 recipes pass Pillow's constants
+    HFlipTransform(width=60), VFlipTransform(height=40), CropTransform(x0=5, y0=6, w=30, h=20),
+    PadTransform(pad_w=3, pad_h=4), RotationTransform(h=40, w=60, angle=30),
+    ExtentTransform(src_rect=(-10, 5, 50, 45), output_size=(20, 30)),
+], ids=lambda t: type(t).__name__)
+def test_transforms_keep_the_image_shape_convention(transform, shape):
+    """Grey images from read_image(..., "L") are [H, W, 1]; label maps and masks are [H, W]."""
+    img = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    out = transform.apply_image(img)
+    reference = transform.apply_image(np.repeat(img.reshape(40, 60, -1)[..., :1], 3, axis=2))[..., 0]
+    assert out.ndim == len(shape) and out.dtype == np.uint8 and (len(shape) == 2 or out.shape[2] == shape[2])
+    if len(shape) < 3 or shape[2] == 1:  # the grey result is the colour result's channel
+        np.testing.assert_array_equal(out.reshape(reference.shape), reference)
+
+
+def test_rotation_by_right_angles_matches_numpy():
+    img, boxes, polys, masks, kps = scene()
+    for k in (1, 2, 3):
+        t = RotationTransform(h=40, w=60, angle=90 * k)
+        np.testing.assert_array_equal(t.apply_image(img), np.rot90(img, k))  # counter-clockwise, as np.rot90
+        np.testing.assert_array_equal(t.apply_masks(masks), np.rot90(masks, k, axes=(1, 2)))
+        for poly, mask in zip(t.apply_polygons(polys), t.apply_masks(masks)):
+            assert (polygons_to_bitmask([poly], *mask.shape) != mask).sum() <= 3
+    t = RotationTransform(h=40, w=60, angle=90)
+    np.testing.assert_allclose(t.apply_box(boxes), [[4, 60 - 25, 30, 60 - 5], [10, 60 - 55, 35, 60 - 30]])
+
+
+def test_rotation_inverse_and_fills():
+    img, boxes, polys, masks, kps = scene()
+    t = RotationTransform(h=40, w=60, angle=33)
+    assert t.apply_image(img).shape == (round(40 * np.cos(np.deg2rad(33)) + 60 * np.sin(np.deg2rad(33))),
+                                         round(60 * np.cos(np.deg2rad(33)) + 40 * np.sin(np.deg2rad(33))), 3)
+    back = t.inverse()
+    np.testing.assert_allclose(back.apply_coords(t.apply_coords(boxes.reshape(-1, 2))), boxes.reshape(-1, 2), atol=1.0)
+    # bilinear resampling reproduces a linear ramp, so away from the filled corners a round trip is exact
+    ramp = (np.add.outer(np.arange(40) * 2, np.arange(60) * 3)).astype(np.uint8)[..., None]
+    np.testing.assert_allclose(back.apply_image(t.apply_image(ramp))[10:30, 15:45].astype(int), ramp[10:30, 15:45], atol=1)
+    seg = t.apply_segmentation(np.ones((40, 60), dtype=np.uint8))
+    assert seg[0, 0] == 255 and seg[seg.shape[0] // 2, seg.shape[1] // 2] == 1 and t.apply_masks(masks)[:, 0, 0].sum() == 0
+    with pytest.raises(NotImplementedError, match="expand=False"):
+        RotationTransform(h=40, w=60, angle=10, expand=False).inverse()
+
+
+def test_inverses_map_coordinates_back():
+    pts = np.array([[3.0, 4], [50, 30]])
+    chain = TransformList([ResizeTransform(h=40, w=60, new_h=80, new_w=90), HFlipTransform(width=90),
+                           RotationTransform(h=80, w=90, angle=-20)])
+    np.testing.assert_allclose(chain.inverse().apply_coords(chain.apply_coords(pts)), pts, atol=1.0)
+    np.testing.assert_allclose(TransformList([ResizeTransform(h=40, w=60, new_h=80, new_w=90)]).inverse()
+                               .apply_coords(pts * 2), pts * [4 / 3, 1])
+
+
+def test_extent_matches_crop_and_pad():
+    img, boxes, polys, masks, kps = scene()
+    # a same-resolution window that starts inside and ends outside the image: crop, then pad with fill
+    t = ExtentTransform(src_rect=(10, 8, 70, 38), output_size=(30, 60))
+    out = t.apply_image(img)
+    np.testing.assert_array_equal(out[:, :50], img[8:38, 10:60])
+    assert (out[:, 50:] == 0).all()
+    np.testing.assert_allclose(t.apply_box(boxes), boxes - [10, 8, 10, 8])
+    seg = t.apply_segmentation(np.full((40, 60), 3, dtype=np.uint8))
+    assert (seg[:, :50] == 3).all() and (seg[:, 50:] == 255).all()
+
+
+def test_pad_fills_label_maps_with_ignore():
+    t = PadTransform(pad_w=2, pad_h=1, pad_value=128)
+    seg = t.apply_segmentation(np.zeros((3, 4), dtype=np.uint8))
+    assert seg.shape == (4, 6) and (seg[3] == 255).all() and (seg[:, 4:] == 255).all() and (seg[:3, :4] == 0).all()
+
+
+def test_interp_names_and_pillow_constants_only():
+    assert ResizeTransform(h=4, w=4, new_h=2, new_w=2, interp=Image.BICUBIC).resample == Image.BICUBIC
+    with pytest.raises(ValueError, match="interp must be one of"):
+        ResizeTransform(h=4, w=4, new_h=2, new_w=2, interp=1)  # cv2.INTER_LINEAR, or Pillow's LANCZOS?

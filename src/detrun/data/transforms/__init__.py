@@ -1,15 +1,23 @@
-"""Transforms (deterministic, applied to image + boxes + masks + keypoints) and augmentations (random policies)."""
-from .augmentation import (
-    Augmentation,
+"""Transforms (deterministic, applied to image + boxes + masks + keypoints) and augmentations (random policies).
+
+Names and semantics follow Detectron2's ``detectron2.data.transforms``; where detrun differs on
+purpose, the class docstring says so.
+"""
+from .affine import AffineTransform, ExtentTransform, RotationTransform
+from .augmentation import Augmentation, AugInput, RandomApply, apply_augmentations
+from .augmentation_color import RandomBrightness, RandomContrast, RandomSaturation
+from .augmentation_geometry import (
     FixedSizeCrop,
     RandomCrop,
+    RandomExtent,
     RandomFlip,
+    RandomRotation,
     ResizeScale,
     ResizeShortestEdge,
-    apply_augmentations,
     keypoint_flip_indices,
 )
 from .transform import (
+    BlendTransform,
     CropTransform,
     HFlipTransform,
     NoOpTransform,
@@ -22,17 +30,28 @@ from .transform import (
 )
 
 __all__ = [
+    "AffineTransform",
+    "AugInput",
     "Augmentation",
+    "BlendTransform",
     "CropTransform",
+    "ExtentTransform",
     "FixedSizeCrop",
     "HFlipTransform",
     "NoOpTransform",
     "PadTransform",
+    "RandomApply",
+    "RandomBrightness",
+    "RandomContrast",
     "RandomCrop",
+    "RandomExtent",
     "RandomFlip",
+    "RandomRotation",
+    "RandomSaturation",
     "ResizeScale",
     "ResizeShortestEdge",
     "ResizeTransform",
+    "RotationTransform",
     "Transform",
     "TransformList",
     "VFlipTransform",

@@ -1,177 +1,85 @@
 """Augmentations: random policies that look at an image and pick a deterministic `Transform`.
 
 Each takes its randomness from the `rng` it is given (the loader seeds one per sample), so a
-training run is reproducible whatever the number of loader workers.
+training run is reproducible — and resumable — whatever the number of loader workers.
+Detectron2's augmentations draw from the global ``np.random`` instead; that is the one API
+difference a port sees (``get_transform(image, rng)``, ``aug_input.apply_augmentations(augs, rng)``).
+Constructors take Detectron2's arguments in Detectron2's order.
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from .transform import (
-    CropTransform,
-    HFlipTransform,
-    NoOpTransform,
-    PadTransform,
-    ResizeTransform,
-    Transform,
-    TransformList,
-    VFlipTransform,
-)
+from .transform import NoOpTransform, Transform, TransformList
 
 
 class Augmentation:
-    """Base: ``get_transform(image [H, W, C] uint8, rng) -> Transform``."""
+    """Base: ``get_transform(image, rng) -> Transform``; `image` is uint8 [H, W, C] (or [H, W])."""
 
     def get_transform(self, image: np.ndarray, rng: np.random.Generator) -> Transform:
         raise NotImplementedError
 
+    def __call__(self, aug_input: AugInput, rng: np.random.Generator | None = None) -> Transform:
+        """Pick a transform for `aug_input`, apply it there in place and return it (as in Detectron2).
+        `rng` None: a fresh unseeded generator (not reproducible)."""
+        t = self.get_transform(aug_input.image, rng if rng is not None else np.random.default_rng())
+        aug_input.transform(t)
+        return t
 
-def apply_augmentations(augmentations: Sequence[Augmentation], image: np.ndarray,
+
+class AugInput:
+    """An image with the annotations that must follow it: `boxes` XYXY float [N, 4] (pixels) and
+    `sem_seg` integer label map [H, W]. Transforms replace the attributes in place."""
+
+    def __init__(self, image: np.ndarray, *, boxes: np.ndarray | None = None, sem_seg: np.ndarray | None = None):
+        if image.ndim not in (2, 3):
+            raise ValueError(f"AugInput: image must be [H, W] or [H, W, C], got shape {image.shape}")
+        if sem_seg is not None and sem_seg.shape != image.shape[:2]:
+            raise ValueError(f"AugInput: sem_seg {sem_seg.shape} must be [H, W] of the image {image.shape[:2]}")
+        self.image, self.boxes, self.sem_seg = image, boxes, sem_seg
+
+    def transform(self, tfm: Transform) -> None:
+        """Apply `tfm` to the image, boxes and label map."""
+        self.image = tfm.apply_image(self.image)
+        if self.boxes is not None:
+            self.boxes = tfm.apply_box(self.boxes)
+        if self.sem_seg is not None:
+            self.sem_seg = tfm.apply_segmentation(self.sem_seg)
+
+    def apply_augmentations(self, augmentations: Sequence[Augmentation | Transform],
+                            rng: np.random.Generator | None = None) -> TransformList:
+        """Run augmentations (or fixed transforms) in order, each seeing the previous one's output;
+        returns what was applied, to replay on other annotations (instance masks, keypoints)."""
+        rng = rng if rng is not None else np.random.default_rng()
+        applied = []
+        for aug in augmentations:
+            if isinstance(aug, Transform):
+                self.transform(aug)
+                applied.append(aug)
+            else:
+                applied.append(aug(self, rng))
+        return TransformList(applied)
+
+
+def apply_augmentations(augmentations: Sequence[Augmentation | Transform], image: np.ndarray,
                         rng: np.random.Generator) -> tuple[np.ndarray, TransformList]:
-    """Run augmentations in order (each sees the previous one's output image).
-
-    Returns (transformed image, the TransformList to apply to the annotations).
-    """
-    transforms = []
-    for aug in augmentations:
-        t = aug.get_transform(image, rng)
-        image = t.apply_image(image)
-        transforms.append(t)
-    return image, TransformList(transforms)
+    """Run augmentations on an image alone; returns (transformed image, the TransformList applied)."""
+    aug_input = AugInput(image)
+    transforms = aug_input.apply_augmentations(augmentations, rng)
+    return aug_input.image, transforms
 
 
-class ResizeShortestEdge(Augmentation):
-    """Resize so the short side is `short_edge_length` (one value, or one picked per image), the long
-    side at most `max_size`, keeping the aspect ratio (sizes in pixels)."""
+class RandomApply(Augmentation):
+    """Apply `tfm_or_aug` (an Augmentation, or a fixed Transform) with probability `prob`, else nothing."""
 
-    def __init__(self, *, short_edge_length: int | Sequence[int], max_size: int = sys.maxsize,
-                 sample_style: str = "choice", interp: str = "bilinear"):
-        if sample_style not in ("choice", "range"):
-            raise ValueError(f"sample_style must be 'choice' or 'range', got '{sample_style}'")
-        lengths = [short_edge_length] if isinstance(short_edge_length, int) else list(short_edge_length)
-        if sample_style == "range" and len(lengths) != 2:
-            raise ValueError(f"sample_style='range' needs short_edge_length=(min, max), got {short_edge_length}")
-        self.lengths, self.max_size, self.sample_style, self.interp = lengths, max_size, sample_style, interp
-
-    def get_transform(self, image, rng):
-        h, w = image.shape[:2]
-        if self.sample_style == "range":
-            size = int(rng.integers(self.lengths[0], self.lengths[1] + 1))
-        else:
-            size = int(self.lengths[rng.integers(len(self.lengths))]) if len(self.lengths) > 1 else self.lengths[0]
-        new_h, new_w = output_size_shortest_edge(h, w, size, self.max_size)
-        if (new_h, new_w) == (h, w):
-            return NoOpTransform()
-        return ResizeTransform(h=h, w=w, new_h=new_h, new_w=new_w, interp=self.interp)
-
-
-def output_size_shortest_edge(h: int, w: int, short_edge: int, max_size: int) -> tuple[int, int]:
-    """(new_h, new_w) with the short side `short_edge` and the long side <= `max_size`, rounded."""
-    scale = short_edge / min(h, w)
-    if max(h, w) * scale > max_size:
-        scale = max_size / max(h, w)
-    return int(h * scale + 0.5), int(w * scale + 0.5)
-
-
-class RandomFlip(Augmentation):
-    """Flip with probability `prob`, horizontally (default) or vertically.
-
-    `keypoint_flip_indices`: for keypoint data, index k holds the keypoint that k becomes when
-    mirrored (left_eye ↔ right_eye); build it with `keypoint_flip_indices(names, flip_map)`.
-    """
-
-    def __init__(self, *, prob: float = 0.5, horizontal: bool = True, vertical: bool = False,
-                 keypoint_flip_indices: Sequence[int] | None = None):
-        if horizontal == vertical:
-            raise ValueError("RandomFlip: choose exactly one of horizontal=True or vertical=True")
-        self.prob, self.horizontal, self.keypoint_flip_indices = prob, horizontal, keypoint_flip_indices
+    def __init__(self, tfm_or_aug: Augmentation | Transform, prob: float = 0.5):
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"RandomApply: prob must be in [0, 1], got {prob}")
+        self.aug, self.prob = tfm_or_aug, prob
 
     def get_transform(self, image, rng):
         if rng.random() >= self.prob:
             return NoOpTransform()
-        h, w = image.shape[:2]
-        if self.horizontal:
-            return HFlipTransform(width=w, keypoint_flip_indices=self.keypoint_flip_indices)
-        return VFlipTransform(height=h, keypoint_flip_indices=self.keypoint_flip_indices)
-
-
-def keypoint_flip_indices(names: Sequence[str], flip_map: Sequence[Sequence[str]]) -> list[int]:
-    """Index of each keypoint's mirror image: names ("l", "r", "nose"), map [("l", "r")] → [1, 0, 2]."""
-    partner = {a: b for a, b in flip_map} | {b: a for a, b in flip_map}
-    unknown = sorted(set(partner) - set(names))
-    if unknown:
-        raise ValueError(f"keypoint flip map names {unknown} are not keypoint names {list(names)}")
-    return [list(names).index(partner.get(n, n)) for n in names]
-
-
-class ResizeScale(Augmentation):
-    """Large-scale jitter, step 1: scale the image to fit a target size × a random factor in
-    [min_scale, max_scale] (aspect ratio kept). Follow with `FixedSizeCrop`."""
-
-    def __init__(self, *, min_scale: float, max_scale: float, target_height: int, target_width: int,
-                 interp: str = "bilinear"):
-        self.min_scale, self.max_scale = min_scale, max_scale
-        self.target_height, self.target_width, self.interp = target_height, target_width, interp
-
-    def get_transform(self, image, rng):
-        h, w = image.shape[:2]
-        factor = rng.uniform(self.min_scale, self.max_scale)
-        scale = min(self.target_height * factor / h, self.target_width * factor / w)
-        new_h, new_w = max(int(round(h * scale)), 1), max(int(round(w * scale)), 1)
-        return ResizeTransform(h=h, w=w, new_h=new_h, new_w=new_w, interp=self.interp)
-
-
-class FixedSizeCrop(Augmentation):
-    """Large-scale jitter, step 2: crop a random `crop_size` = (h, w) window if the image is larger,
-    then (if `pad`) pad bottom/right with `pad_value` up to exactly that size."""
-
-    def __init__(self, *, crop_size: Sequence[int], pad: bool = True, pad_value: float = 128.0):
-        self.crop_size, self.pad, self.pad_value = tuple(crop_size), pad, pad_value
-
-    def get_transform(self, image, rng):
-        h, w = image.shape[:2]
-        ch, cw = self.crop_size
-        transforms: list[Transform] = []
-        if h > ch or w > cw:
-            y0 = int(rng.integers(0, max(h - ch, 0) + 1))
-            x0 = int(rng.integers(0, max(w - cw, 0) + 1))
-            transforms.append(CropTransform(x0=x0, y0=y0, w=min(cw, w), h=min(ch, h)))
-        if self.pad and (h < ch or w < cw):
-            transforms.append(PadTransform(pad_w=max(cw - w, 0), pad_h=max(ch - h, 0), pad_value=self.pad_value))
-        return TransformList(transforms) if transforms else NoOpTransform()
-
-
-class RandomCrop(Augmentation):
-    """Crop a random window. `crop_type`:
-    "relative" — (h, w) fractions of the image; "relative_range" — fractions drawn in [crop_size, 1];
-    "absolute" — (h, w) pixels (clamped to the image); "absolute_range" — pixels drawn in [min, max].
-    """
-
-    def __init__(self, *, crop_type: str, crop_size: Sequence[float]):
-        if crop_type not in ("relative", "relative_range", "absolute", "absolute_range"):
-            raise ValueError(f"unknown crop_type '{crop_type}'")
-        self.crop_type, self.crop_size = crop_type, tuple(crop_size)
-
-    def _size(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int]:
-        a, b = self.crop_size
-        if self.crop_type == "relative":
-            return int(h * a + 0.5), int(w * b + 0.5)
-        if self.crop_type == "relative_range":
-            fh, fw = rng.uniform(a, 1.0), rng.uniform(b, 1.0)
-            return int(h * fh + 0.5), int(w * fw + 0.5)
-        if self.crop_type == "absolute":
-            return min(int(a), h), min(int(b), w)
-        ch = int(rng.integers(min(int(a), h), min(int(b), h) + 1))
-        cw = int(rng.integers(min(int(a), w), min(int(b), w) + 1))
-        return ch, cw
-
-    def get_transform(self, image, rng):
-        h, w = image.shape[:2]
-        ch, cw = self._size(h, w, rng)
-        ch, cw = max(min(ch, h), 1), max(min(cw, w), 1)
-        y0 = int(rng.integers(0, h - ch + 1))
-        x0 = int(rng.integers(0, w - cw + 1))
-        return CropTransform(x0=x0, y0=y0, w=cw, h=ch)
+        return self.aug if isinstance(self.aug, Transform) else self.aug.get_transform(image, rng)

@@ -1,21 +1,51 @@
-"""Deterministic geometric transforms applied consistently to an image and its annotations.
+"""Deterministic transforms applied consistently to an image and its annotations.
 
-Conventions: images are numpy uint8 [H, W, C] (or [H, W]); coordinates are continuous pixels
-(x, y) with pixel j covering [j, j+1); boxes are XYXY [N, 4]; polygons are flat float64
-[x0, y0, x1, y1, ...]; bit masks are bool [N, H, W]; keypoints are [N, K, 3] = (x, y, v).
+Conventions: images are numpy uint8 [H, W, C] (C = 1 or 3) or [H, W], and keep that shape
+convention; coordinates are continuous pixels (x, y) with pixel j covering [j, j+1); boxes are
+XYXY [N, 4]; polygons are flat float64 [x0, y0, x1, y1, ...]; bit masks are bool [N, H, W];
+label maps (semantic segmentation) are integer [H, W]; keypoints are [N, K, 3] = (x, y, v).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                  "bicubic": Image.Resampling.BICUBIC}
+
+
+def pil_resample(interp: str | int) -> Image.Resampling:
+    """The Pillow filter for `interp`: "nearest", "bilinear", "bicubic", or Pillow's own constant
+    (``Image.BILINEAR``, as Detectron2 recipes pass). Other numbers are refused: Detectron2's
+    rotation takes OpenCV flags, where 1 is INTER_LINEAR but Pillow's 1 is LANCZOS."""
+    if isinstance(interp, str) and interp in INTERPOLATIONS:
+        return INTERPOLATIONS[interp]
+    if isinstance(interp, int) and interp in INTERPOLATIONS.values():
+        return Image.Resampling(interp)
+    raise ValueError(f"interp must be one of {sorted(INTERPOLATIONS)} or Pillow's Image.NEAREST/BILINEAR/BICUBIC "
+                     f"(0/2/3), got {interp!r}")
+
+
+def apply_pil(img: np.ndarray, fn: Callable[[Image.Image], Image.Image]) -> np.ndarray:
+    """Apply a Pillow operation to an image array, keeping its shape convention.
+
+    `img`: [H, W], [H, W, 1] or [H, W, C]; uint8, or float32 (run per channel in Pillow's "F"
+    mode). Pillow has no one-channel 3-D arrays and no multi-channel float mode, so those go
+    channel by channel; uint8 RGB/RGBA goes through in one call.
+    """
+    if img.ndim == 3 and (img.shape[2] not in (3, 4) or img.dtype != np.uint8):
+        return np.stack([apply_pil(img[:, :, c], fn) for c in range(img.shape[2])], axis=2)
+    return np.asarray(fn(Image.fromarray(img)))
 
 
 class Transform:
-    """Base: subclasses implement apply_image, apply_coords and apply_masks; the rest derive from those."""
+    """Base: subclasses implement apply_image, apply_coords and apply_masks; the rest derive from those.
+
+    Method names follow Detectron2's (apply_image, apply_coords, apply_box, apply_polygons,
+    apply_segmentation, inverse); `apply_masks` and `apply_keypoints` are detrun's batched forms.
+    """
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -39,12 +69,25 @@ class Transform:
         """Map one object's polygons (flat [2P] arrays); a polygon may vanish (e.g. cropped away)."""
         return [self.apply_coords(np.asarray(p, dtype=np.float64).reshape(-1, 2)).reshape(-1) for p in polygons]
 
+    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
+        """Map a label map [H, W] (any integer dtype) to the output grid, without interpolating.
+
+        Where the output has no source pixel (padding, rotation corners), transforms that create
+        such pixels fill 255, the usual "ignore" label (see `PadTransform`, `AffineTransform`).
+        """
+        return self.apply_masks(np.asarray(segmentation)[None])[0]
+
     def apply_keypoints(self, keypoints: np.ndarray) -> np.ndarray:
-        """Map keypoints [N, K, 3]; visibility is kept (the mapper zeroes points that leave the image)."""
+        """Map keypoints [N, K, 3]; visibility is kept (`transform_instance_annotations` zeroes points
+        that leave the image)."""
         out = np.array(keypoints, dtype=np.float64)
         if out.size:
             out[..., :2] = self.apply_coords(out[..., :2].reshape(-1, 2)).reshape(out.shape[:-1] + (2,))
         return out
+
+    def inverse(self) -> Transform:
+        """The transform that maps outputs back (for coordinates; images lose what was cut or resampled)."""
+        raise NotImplementedError(f"{type(self).__name__} has no inverse")
 
 
 class NoOpTransform(Transform):
@@ -59,13 +102,18 @@ class NoOpTransform(Transform):
     def apply_masks(self, masks):
         return masks
 
+    def inverse(self):
+        return self
+
 
 class ResizeTransform(Transform):
-    """Resize from (h, w) to (new_h, new_w): coordinates scale by new_w / w and new_h / h."""
+    """Resize from (h, w) to (new_h, new_w): coordinates scale by new_w / w and new_h / h.
 
-    def __init__(self, *, h: int, w: int, new_h: int, new_w: int, interp: str = "bilinear"):
-        if interp not in INTERPOLATIONS:
-            raise ValueError(f"interp must be one of {sorted(INTERPOLATIONS)}, got '{interp}'")
+    `interp`: see `pil_resample`. Images [H, W], [H, W, 1] and [H, W, 3] keep their shape convention.
+    """
+
+    def __init__(self, *, h: int, w: int, new_h: int, new_w: int, interp: str | int = "bilinear"):
+        self.resample = pil_resample(interp)
         self.h, self.w, self.new_h, self.new_w, self.interp = h, w, new_h, new_w, interp
 
     def apply_image(self, img):
@@ -73,7 +121,7 @@ class ResizeTransform(Transform):
             raise ValueError(f"ResizeTransform expects a {self.h}x{self.w} image, got {img.shape[:2]}")
         if (self.h, self.w) == (self.new_h, self.new_w):
             return img
-        return np.asarray(Image.fromarray(img).resize((self.new_w, self.new_h), INTERPOLATIONS[self.interp]))
+        return apply_pil(img, lambda im: im.resize((self.new_w, self.new_h), self.resample))
 
     def apply_coords(self, coords):
         coords = np.array(coords, dtype=np.float64)
@@ -86,6 +134,9 @@ class ResizeTransform(Transform):
         rows = np.minimum(((np.arange(self.new_h) + 0.5) * self.h / self.new_h).astype(np.int64), self.h - 1)
         cols = np.minimum(((np.arange(self.new_w) + 0.5) * self.w / self.new_w).astype(np.int64), self.w - 1)
         return masks[:, rows][:, :, cols]
+
+    def inverse(self):
+        return ResizeTransform(h=self.new_h, w=self.new_w, new_h=self.h, new_w=self.w, interp=self.interp)
 
 
 class HFlipTransform(Transform):
@@ -116,6 +167,9 @@ class HFlipTransform(Transform):
             out = out[:, self.keypoint_flip_indices]
         return out
 
+    def inverse(self):
+        return self
+
 
 class VFlipTransform(HFlipTransform):
     """Mirror top-bottom in an image of `height`: y → height - y (keypoints permuted like HFlip)."""
@@ -139,7 +193,7 @@ class CropTransform(Transform):
     """Keep the window x in [x0, x0 + w), y in [y0, y0 + h); coordinates shift by (-x0, -y0).
 
     Polygons are clipped to the window (parts outside are cut off, not just moved); boxes are
-    shifted only, the mapper clips them to the image.
+    shifted only, `transform_instance_annotations` clips them to the image.
     """
 
     def __init__(self, *, x0: int, y0: int, w: int, h: int):
@@ -165,10 +219,14 @@ class CropTransform(Transform):
 
 
 class PadTransform(Transform):
-    """Pad `pad_w` columns on the right and `pad_h` rows at the bottom (coordinates unchanged)."""
+    """Pad `pad_w` columns on the right and `pad_h` rows at the bottom (coordinates unchanged).
 
-    def __init__(self, *, pad_w: int, pad_h: int, pad_value: float = 0.0):
-        self.pad_w, self.pad_h, self.pad_value = int(pad_w), int(pad_h), pad_value
+    Images get `pad_value`, bit masks False, label maps `seg_pad_value` (default 255, "ignore";
+    Detectron2's PadTransform defaults to 0, which is a real class in most label maps).
+    """
+
+    def __init__(self, *, pad_w: int, pad_h: int, pad_value: float = 0.0, seg_pad_value: int = 255):
+        self.pad_w, self.pad_h, self.pad_value, self.seg_pad_value = int(pad_w), int(pad_h), pad_value, seg_pad_value
 
     def apply_image(self, img):
         pad = [(0, self.pad_h), (0, self.pad_w)] + [(0, 0)] * (img.ndim - 2)
@@ -179,6 +237,37 @@ class PadTransform(Transform):
 
     def apply_masks(self, masks):
         return np.pad(masks, [(0, 0), (0, self.pad_h), (0, self.pad_w)])
+
+    def apply_segmentation(self, segmentation):
+        return np.pad(segmentation, [(0, self.pad_h), (0, self.pad_w)], constant_values=self.seg_pad_value)
+
+
+class BlendTransform(Transform):
+    """Photometric: ``src_weight * src_image + dst_weight * image`` (geometry unchanged).
+
+    `src_image`: a number or an array broadcastable to the image ([H, W, 1] grey, [H, W, C]).
+    uint8 images are rounded and clipped to [0, 255] (Detectron2 truncates, darkening by half a
+    level on average); other dtypes are returned unclipped.
+    """
+
+    def __init__(self, *, src_image: float | np.ndarray, src_weight: float, dst_weight: float):
+        self.src_image, self.src_weight, self.dst_weight = src_image, src_weight, dst_weight
+
+    def apply_image(self, img):
+        out = self.src_weight * np.asarray(self.src_image, dtype=np.float32) + self.dst_weight * img.astype(np.float32)
+        if img.dtype == np.uint8:
+            return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return out
+
+    def apply_coords(self, coords):
+        return coords
+
+    def apply_masks(self, masks):
+        return masks
+
+    def inverse(self):
+        # As in Detectron2: only geometry is inverted (test-time augmentation maps boxes back).
+        return NoOpTransform()
 
 
 class TransformList(Transform):
@@ -209,8 +298,14 @@ class TransformList(Transform):
     def apply_polygons(self, polygons):
         return self._chain("apply_polygons", polygons)
 
+    def apply_segmentation(self, segmentation):
+        return self._chain("apply_segmentation", segmentation)
+
     def apply_keypoints(self, keypoints):
         return self._chain("apply_keypoints", keypoints)
+
+    def inverse(self):
+        return TransformList([t.inverse() for t in reversed(self.transforms)])
 
 
 def clip_polygon(pts: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
