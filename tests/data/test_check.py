@@ -1,7 +1,9 @@
 import json
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from PIL import Image
 
 from detrun.data import DataError, register_coco_instances
 from detrun.data.check import run_check_data
@@ -15,16 +17,19 @@ def test_check_data_reports_counts_mapping_and_every_problem(coco_dir, tmp_path,
     data["annotations"][1]["segmentation"] = [[1, 2, 3, 4]]  # polygon with <3 points, id 2
     data["annotations"].append(dict(data["annotations"][3]))  # duplicate annotation id 4
     data["images"].append({"id": 99, "file_name": "missing.png", "height": 5, "width": 5})
+    Image.fromarray(np.zeros((5, 5), dtype=np.float32)).save(tmp_path / "deep.tif")  # refused: 32-bit float
+    data["images"].append({"id": 98, "file_name": str(tmp_path / "deep.tif"), "height": 5, "width": 5})
     (tmp_path / "bad.json").write_text(json.dumps(data))
     register_coco_instances("test_check_bad", tmp_path / "bad.json", image_root)
     cfg = OmegaConf.create({"dataset": "test_check_bad", "task": "check_data"})
-    with pytest.raises(DataError, match="has 4 problems"):
+    with pytest.raises(DataError, match="has 5 problems"):
         run_check_data(cfg, tmp_path)
     out = capsys.readouterr().out
     assert "zero-size box" in out and "annotation id 1" in out
     assert "polygon with <3 points" in out and "annotation id 2" in out
     assert "duplicate annotation id" in out and "missing image" in out and "missing.png" in out
-    assert "images without instances: 3" in out  # a.png (bad ones dropped, crowd left), c.png, missing.png
+    assert "unsupported image mode" in out and "deep.tif" in out
+    assert "images without instances: 4" in out  # a.png (bad ones dropped, crowd left), c.png, missing.png, deep.tif
     # per-class table: dataset id → contiguous id → name
     assert any(line.split()[:3] == ["3", "0", "dog"] for line in out.splitlines())
     assert (tmp_path / "check_data.txt").read_text().strip() == out.strip()

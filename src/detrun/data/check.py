@@ -19,7 +19,7 @@ from detrun.errors import UserError
 
 from .catalog import DatasetCatalog, MetadataCatalog
 from .datasets import load_coco_json
-from .detection_utils import check_image_size, read_image
+from .image_io import check_image_size, read_image
 from .problems import DataError, ProblemLog
 from .validation import validate_records
 
@@ -81,7 +81,9 @@ def check_dataset(name: str, *, decode_workers: int = 2) -> CheckReport:
         try:
             check_image_size(record, read_image(record["file_name"], image_id=record.get("image_id")))
         except DataError as exc:
-            kind = "missing image" if "does not exist" in str(exc) else "corrupt image" if "decoded" in str(exc) else "image size mismatch"
+            msg = str(exc)
+            kind = ("missing image" if "does not exist" in msg else "corrupt image" if "decoded" in msg
+                    else "unsupported image mode" if "Pillow mode" in msg else "image size mismatch")
             return kind, str(exc)
         return None
 

@@ -1,52 +1,16 @@
-"""From a record's image file and annotations to arrays and `Instances`, through a transform."""
+"""From a record's annotations to `Instances`, through a transform (`read_image` and
+`check_image_size` from `image_io` are here too, where Detectron2 users look for them)."""
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detrun.structures import BitMasks, Boxes, BoxMode, Instances, Keypoints, PolygonMasks, decode_rle, polygons_to_bitmask
 
+from .image_io import check_image_size, read_image
 from .problems import DataError
 from .transforms import Transform
-
-IMAGE_FORMATS = ("RGB", "BGR", "L")
-
-
-def read_image(file_name: str, image_format: str = "RGB", *, image_id=None) -> np.ndarray:
-    """Read an image file as uint8 [H, W, 3] (RGB or BGR) or [H, W, 1] ("L"), EXIF rotation applied.
-
-    Raises DataError naming the file (and image id) if it is missing or can't be decoded.
-    """
-    if image_format not in IMAGE_FORMATS:
-        raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got '{image_format}'")
-    which = f"image '{file_name}'" + (f" (image id {image_id})" if image_id is not None else "")
-    if not os.path.isfile(file_name):
-        raise DataError(f"{which} does not exist; check the data set's image folder (image_root)")
-    try:
-        with Image.open(file_name) as img:
-            img = ImageOps.exif_transpose(img)
-            img = img.convert("L" if image_format == "L" else "RGB")
-            arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{which} can't be decoded ({type(exc).__name__}: {exc}); the file is corrupt or not an image") from exc
-    if image_format == "BGR":
-        arr = arr[:, :, ::-1]
-    return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def check_image_size(record: dict, image: np.ndarray) -> None:
-    """Raise DataError if the decoded image's size differs from the record's height/width."""
-    h, w = image.shape[:2]
-    if (record.get("height", h), record.get("width", w)) != (h, w):
-        raise DataError(
-            f"image '{record['file_name']}' (image id {record.get('image_id')}) is {w}x{h} pixels but its "
-            f"annotation says {record.get('width')}x{record.get('height')}; the annotation file and images don't match"
-        )
-
 
 def annotations_to_instances(annotations: list[dict], transforms: Transform, *, original_size: tuple[int, int],
                              image_size: tuple[int, int], mask_format: str | None = "polygon",
