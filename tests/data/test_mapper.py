@@ -7,8 +7,15 @@ import torch
 from PIL import Image
 from pycocotools.coco import COCO
 
-from detrun.data import DataError, DatasetMapper, annotations_to_instances, load_coco_json
-from detrun.data.transforms import CropTransform, HFlipTransform, NoOpTransform, RandomFlip, ResizeShortestEdge
+from detrun.data import (
+    DataError,
+    DatasetMapper,
+    annotations_to_instances,
+    filter_empty_instances,
+    load_coco_json,
+    transform_instance_annotations,
+)
+from detrun.data.transforms import CropTransform, RandomFlip, ResizeShortestEdge
 from detrun.structures import BitMasks, Instances, Keypoints, PolygonMasks
 
 
@@ -23,8 +30,8 @@ def test_rasterized_masks_match_pycocotools_ann_to_mask(records, coco_dir):
         coco = COCO(str(coco_dir[0]))
     for image_id, record in records.items():
         size = (record["height"], record["width"])
-        inst = annotations_to_instances(record["annotations"], NoOpTransform(), original_size=size, image_size=size,
-                                        mask_format="bitmask")
+        annos = [a for a in record["annotations"] if not a["iscrowd"]]
+        inst = annotations_to_instances(annos, size, mask_format="bitmask")
         refs = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=image_id)) if not a["iscrowd"]]
         assert isinstance(inst.gt_masks, BitMasks) and len(inst) == len(refs)
         for mask, ref in zip(inst.gt_masks.tensor, refs):
@@ -67,16 +74,17 @@ def test_mapper_flip_with_keypoint_flip_map(records):
 
 @pytest.mark.parametrize("mask_format", ["polygon", "bitmask"])
 def test_crop_drops_objects_that_leave_the_image(records, mask_format):
-    record = records[10]
+    annos = [a for a in records[10]["annotations"] if not a["iscrowd"]]
+
+    def instances(crop, image_size):
+        moved = [transform_instance_annotations(a, crop, image_size) for a in annos]
+        return filter_empty_instances(annotations_to_instances(moved, image_size, mask_format, use_keypoints=True))
+
     # window x in [0, 25): keeps object 1 (x 2.5..22.5), cuts away object 2 (x 30..42)
-    crop = CropTransform(x0=0, y0=0, w=25, h=40)
-    inst = annotations_to_instances(record["annotations"], crop, original_size=(40, 60), image_size=(40, 25),
-                                    mask_format=mask_format, use_keypoints=True)
+    inst = instances(CropTransform(x0=0, y0=0, w=25, h=40), (40, 25))
     assert len(inst) == 1 and inst.gt_classes.tolist() == [2]
     # partially cropped: box clipped to the window
-    crop = CropTransform(x0=10, y0=0, w=26, h=40)
-    inst = annotations_to_instances(record["annotations"], crop, original_size=(40, 60), image_size=(40, 26),
-                                    mask_format=mask_format, use_keypoints=True, recompute_boxes=True)
+    inst = instances(CropTransform(x0=10, y0=0, w=26, h=40), (40, 26))
     assert inst.gt_classes.tolist() == [2, 0]
     boxes = inst.gt_boxes.tensor
     assert boxes[:, 0].min() >= 0 and boxes[:, 2].max() <= 26
@@ -106,4 +114,22 @@ def test_image_without_objects_keeps_every_field(records):
     assert inst.gt_keypoints.tensor.shape[0] == 0
     no_kp = [dict(a, keypoints=None) for a in records[4]["annotations"]]
     with pytest.raises(DataError, match="annotation id 4 has no keypoints"):
-        annotations_to_instances(no_kp, NoOpTransform(), original_size=(50, 30), image_size=(50, 30), use_keypoints=True)
+        annotations_to_instances(no_kp, (50, 30), use_keypoints=True)
+
+
+def test_mapper_recomputes_boxes_from_cropped_masks(records):
+    # a fixed transform in the augmentation list (as Detectron2 allows): window x in [10, 36)
+    mapper = DatasetMapper(is_train=True, augmentations=[CropTransform(x0=10, y0=0, w=26, h=40)],
+                           recompute_boxes=True, use_keypoint=True)
+    inst = mapper(records[10], np.random.default_rng(0))["instances"]
+    assert inst.gt_classes.tolist() == [2, 0]
+    # object 1 (x 2.5..22.5) keeps x 0..12.5: its box shrinks with what is left of its polygon
+    torch.testing.assert_close(inst.gt_boxes.tensor[0], torch.tensor([0.0, 3, 12.5, 18.5]))
+    assert inst.gt_keypoints.tensor[0, 0].tolist() == [0, 0, 0]  # left the window
+
+
+def test_mapper_grey_images_resize(records):
+    mapper = DatasetMapper(is_train=True, augmentations=[ResizeShortestEdge(short_edge_length=80, max_size=200)],
+                           image_format="L")
+    out = mapper(records[10], np.random.default_rng(0))
+    assert out["image"].shape == (1, 80, 120) and len(out["instances"]) == 2

@@ -15,7 +15,7 @@ from .datasets import (
     register_shapes,
     shapes_dataset,
 )
-from .detection_utils import annotations_to_instances, read_image
+from .detection_utils import annotations_to_instances, filter_empty_instances, read_image, transform_instance_annotations
 from .mapper import DatasetMapper
 from .problems import DataError, DatasetNotFoundError
 from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
@@ -39,6 +39,7 @@ __all__ = [
     "build_test_loader",
     "build_train_loader",
     "datasets_root",
+    "filter_empty_instances",
     "get_dataset",
     "load_coco_json",
     "read_image",
@@ -46,4 +47,5 @@ __all__ = [
     "register_coco_instances",
     "register_shapes",
     "shapes_dataset",
+    "transform_instance_annotations",
 ]

@@ -1,6 +1,12 @@
-"""From a record's annotations to `Instances`, through a transform (`read_image` and
-`check_image_size` from `image_io` are here too, where Detectron2 users look for them)."""
+"""From a record's annotations to `Instances`, through the transforms applied to its image.
+
+Detectron2's ``detection_utils`` API: `transform_instance_annotations` maps one annotation
+dict, `annotations_to_instances` packs a list of them, `filter_empty_instances` drops objects
+that vanished; `read_image` and `check_image_size` (from `image_io`) are here too.
+"""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -10,71 +16,146 @@ from detrun.structures import BitMasks, Boxes, BoxMode, Instances, Keypoints, Po
 
 from .image_io import check_image_size, read_image
 from .problems import DataError
-from .transforms import Transform
+from .transforms import HFlipTransform, Transform, TransformList
 
-def annotations_to_instances(annotations: list[dict], transforms: Transform, *, original_size: tuple[int, int],
-                             image_size: tuple[int, int], mask_format: str | None = "polygon",
-                             use_keypoints: bool = False, recompute_boxes: bool = False) -> Instances:
-    """Transform non-crowd record annotations and pack them into Instances of `image_size` (h, w).
+__all__ = ["annotations_to_instances", "check_image_size", "filter_empty_instances", "read_image",
+           "transform_instance_annotations"]
 
-    Fields: gt_boxes (clipped to the image), gt_classes int64, gt_masks (PolygonMasks, or BitMasks
-    if ``mask_format == "bitmask"`` or any annotation is RLE; none if `mask_format` is None),
-    gt_keypoints (if `use_keypoints`; points leaving the image get v = 0). Objects whose box or
-    mask becomes empty (e.g. cropped away) are dropped. `recompute_boxes`: boxes from the masks
-    (right after crops, where a clipped box can be larger than what is left of the object).
+
+def transform_instance_annotations(annotation: dict, transforms: Transform, image_size: tuple[int, int], *,
+                                   keypoint_hflip_indices: Sequence[int] | None = None) -> dict:
+    """Map one annotation dict through `transforms` into an image of `image_size` (h, w) pixels.
+
+    Returns a new dict (Detectron2 edits the given one in place; records here are reused every
+    epoch): "bbox" the box around the 4 transformed corners, clipped to the image, with
+    "bbox_mode" XYXY_ABS (the input's mode defaults to COCO's XYWH_ABS); "segmentation" as
+    polygons (flat float64 arrays; parts cut away vanish) or, for RLE and bitmaps, a bool
+    [h, w] array; "keypoints" float64 [K, 3], where points outside the image become (0, 0, 0)
+    (COCO: unlabelled), as do points that were unlabelled.
+
+    Keypoint names swap left/right when the image is mirrored an odd number of times. Flips
+    that carry their own ``keypoint_flip_indices`` (``RandomFlip(keypoint_flip_indices=...)``)
+    do it themselves; `keypoint_hflip_indices` (index k holds the keypoint that k becomes) serves
+    the others. Unlike Detectron2, vertical flips count as mirrors too (a vertical flip is a
+    horizontal one plus a 180° rotation), and a mirror with no indices at all is an error, not a
+    silent left/right mix-up.
     """
-    anns = [a for a in annotations if not a.get("iscrowd", 0)]
+    out = dict(annotation)
     h, w = image_size
-    boxes = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
-    xywh = np.array([a.get("bbox_mode", BoxMode.XYWH_ABS) == BoxMode.XYWH_ABS for a in anns], dtype=bool)
-    boxes[xywh, 2:] += boxes[xywh, :2]
-    boxes = transforms.apply_box(boxes) if len(anns) else boxes
+    bbox = BoxMode.convert(np.asarray(annotation["bbox"], dtype=np.float64)[None],
+                           annotation.get("bbox_mode", BoxMode.XYWH_ABS), BoxMode.XYXY_ABS)
+    out["bbox"] = np.clip(transforms.apply_box(bbox)[0], 0, [w, h, w, h])
+    out["bbox_mode"] = BoxMode.XYXY_ABS
+
+    segm = annotation.get("segmentation")
+    if isinstance(segm, list):
+        out["segmentation"] = transforms.apply_polygons([np.asarray(p, dtype=np.float64) for p in segm])
+    elif isinstance(segm, (dict, np.ndarray)):
+        bitmask = _rle_to_bitmask(segm) if isinstance(segm, dict) else segm.astype(bool)
+        out["segmentation"] = transforms.apply_masks(bitmask[None])[0]
+    elif segm is not None:
+        raise DataError(f"annotation id {annotation.get('id')}: segmentation must be polygons (a list), RLE (a dict) "
+                        f"or a bitmap, got {type(segm).__name__}")
+
+    if annotation.get("keypoints") is not None:
+        out["keypoints"] = _transform_keypoints(annotation, transforms, image_size, keypoint_hflip_indices)
+    return out
+
+
+def _transform_keypoints(annotation: dict, transforms: Transform, image_size: tuple[int, int],
+                         hflip_indices: Sequence[int] | None) -> np.ndarray:
+    kps = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)
+    kps = transforms.apply_keypoints(kps[None])[0]
+    steps = transforms.transforms if isinstance(transforms, TransformList) else [transforms]
+    # VFlipTransform is an HFlipTransform: both mirror, so both swap left and right
+    bare_mirrors = sum(isinstance(t, HFlipTransform) and t.keypoint_flip_indices is None for t in steps)
+    if bare_mirrors % 2:
+        if hflip_indices is None:
+            raise ValueError(
+                f"annotation id {annotation.get('id')}: the image was mirrored but no keypoint flip indices were given, "
+                "so left/right keypoints would swap sides unnoticed; use RandomFlip(keypoint_flip_indices="
+                "keypoint_flip_indices(names, flip_map)) (identity indices if no keypoint has a mirror twin)")
+        if len(hflip_indices) != len(kps):
+            raise ValueError(f"keypoint_hflip_indices has {len(hflip_indices)} entries for {len(kps)} keypoints")
+        kps = kps[list(hflip_indices)]
+    h, w = image_size
+    inside = (kps[:, 0] >= 0) & (kps[:, 1] >= 0) & (kps[:, 0] <= w) & (kps[:, 1] <= h)
+    kps[~inside | (kps[:, 2] == 0)] = 0
+    return kps
+
+
+def annotations_to_instances(annos: list[dict], image_size: tuple[int, int], mask_format: str | None = "polygon", *,
+                             use_keypoints: bool | None = None) -> Instances:
+    """Pack annotation dicts (already transformed, e.g. by `transform_instance_annotations`) into
+    Instances of `image_size` (h, w). Crowd annotations are not dropped here (the mapper does).
+
+    Fields: gt_boxes (float32 XYXY, as given — not clipped), gt_classes int64, gt_masks,
+    gt_keypoints float32 [N, K, 3].
+    `mask_format`: "polygon" → PolygonMasks; "bitmask" → BitMasks [N, h, w]; None → no gt_masks.
+    Every annotation must then have a segmentation (Detectron2 silently skips masks when the
+    first one has none); an image without objects still gets an empty gt_masks (models read it
+    on every image). RLE or bitmap segmentations make BitMasks even for "polygon" (Detectron2
+    raises).
+    `use_keypoints`: None → gt_keypoints when the annotations have keypoints (Detectron2);
+    True → required, and an image without objects gets [0, 0, 3]; False → never.
+    """
+    h, w = image_size
     inst = Instances(image_size)
-    gt_boxes = Boxes(torch.from_numpy(boxes.astype(np.float32)))
-    gt_boxes.clip(image_size)
-    inst.gt_boxes = gt_boxes
-    inst.gt_classes = torch.tensor([a["category_id"] for a in anns], dtype=torch.int64)
-    keep = gt_boxes.nonempty(threshold=1e-5)
+    boxes = [BoxMode.convert(np.asarray(a["bbox"], dtype=np.float64)[None], a.get("bbox_mode", BoxMode.XYWH_ABS),
+                             BoxMode.XYXY_ABS) for a in annos]
+    inst.gt_boxes = Boxes(torch.from_numpy(np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32)))
+    inst.gt_classes = torch.tensor([int(a["category_id"]) for a in annos], dtype=torch.int64)
 
-    if mask_format is not None and not anns:  # keep the field: models read gt_masks of every image
-        inst.gt_masks = PolygonMasks([]) if mask_format == "polygon" else BitMasks(torch.zeros(0, h, w, dtype=torch.bool))
-    elif mask_format is not None:
-        segms = [a.get("segmentation") for a in anns]
-        if any(s is None for s in segms):
-            raise DataError(f"annotation id {anns[segms.index(None)].get('id')} has no segmentation, but the "
-                            "mapper uses instance masks (set use_instance_mask=False to train boxes only)")
-        if mask_format == "bitmask" or any(isinstance(s, dict) for s in segms):
-            oh, ow = original_size
-            bitmaps = np.stack([_segmentation_to_bitmask(s, oh, ow) for s in segms])
-            masks = BitMasks(torch.from_numpy(np.ascontiguousarray(transforms.apply_masks(bitmaps))))
-        else:
-            masks = PolygonMasks([transforms.apply_polygons([np.asarray(p, dtype=np.float64) for p in s]) for s in segms])
-        inst.gt_masks = masks
-        keep &= masks.nonempty()
-        if recompute_boxes:
-            inst.gt_boxes = masks.get_bounding_boxes()
-            inst.gt_boxes.clip(image_size)
-            keep &= inst.gt_boxes.nonempty(threshold=1e-5)
-
-    if use_keypoints:
-        missing = [a.get("id") for a in anns if not a.get("keypoints")]
+    if mask_format is not None:
+        if mask_format not in ("polygon", "bitmask"):
+            raise ValueError(f"mask_format must be 'polygon', 'bitmask' or None, got '{mask_format}'")
+        missing = [a.get("id") for a in annos if a.get("segmentation") is None]
         if missing:
-            raise DataError(f"annotation id {missing[0]} has no keypoints, but the mapper uses keypoints "
-                            "(use_keypoint=True); use a keypoint data set or set use_keypoint=False")
-        # [N, K, 3]; an image without objects gets K = 0 (train loaders drop such images by default)
-        if anns:
-            kps = transforms.apply_keypoints(np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3))
+            raise DataError(f"annotation id {missing[0]} has no segmentation, but instance masks were asked for "
+                            "(mask_format); pass mask_format=None (DatasetMapper: use_instance_mask=False) to train boxes only")
+        segms = [a["segmentation"] for a in annos]
+        if mask_format == "bitmask" or any(not isinstance(s, list) for s in segms):
+            bitmaps = [_to_bitmask(s, a, h, w) for s, a in zip(segms, annos)]
+            inst.gt_masks = BitMasks(torch.from_numpy(np.stack(bitmaps)) if bitmaps else torch.zeros(0, h, w, dtype=torch.bool))
         else:
-            kps = np.zeros((0, 0, 3))
-        outside = (kps[..., 0] < 0) | (kps[..., 1] < 0) | (kps[..., 0] > w) | (kps[..., 1] > h)
-        kps[outside] = 0
-        inst.gt_keypoints = Keypoints(torch.from_numpy(kps.astype(np.float32)))
+            inst.gt_masks = PolygonMasks(segms)
 
-    return inst if bool(keep.all()) else inst[keep]
+    has_keypoints = [a.get("keypoints") is not None for a in annos]
+    if use_keypoints or (use_keypoints is None and any(has_keypoints)):
+        if not all(has_keypoints):
+            raise DataError(f"annotation id {annos[has_keypoints.index(False)].get('id')} has no keypoints, but keypoints "
+                            "were asked for (or other annotations of the image have them); use a keypoint data set or "
+                            "DatasetMapper(use_keypoint=False)")
+        kps = [np.asarray(a["keypoints"], dtype=np.float32).reshape(-1, 3) for a in annos]
+        inst.gt_keypoints = Keypoints(np.stack(kps) if kps else np.zeros((0, 0, 3), np.float32))
+    return inst
 
 
-def _segmentation_to_bitmask(segm, height: int, width: int) -> np.ndarray:
-    if isinstance(segm, dict):  # RLE; uncompressed counts (a list) must be encoded first
-        rle = mask_util.frPyObjects(segm, height, width) if isinstance(segm["counts"], list) else segm
-        return decode_rle(rle).astype(bool)
-    return polygons_to_bitmask(segm, height, width)
+def filter_empty_instances(instances: Instances, by_box: bool = True, by_mask: bool = True,
+                           box_threshold: float = 1e-5) -> Instances:
+    """Drop objects whose gt_boxes side is <= `box_threshold` pixels (`by_box`) or whose gt_masks
+    is empty (`by_mask`) — e.g. objects cropped away."""
+    keep = torch.ones(len(instances), dtype=torch.bool)
+    if by_box:
+        keep &= instances.gt_boxes.nonempty(threshold=box_threshold)
+    if by_mask and instances.has("gt_masks"):
+        keep &= instances.gt_masks.nonempty()
+    return instances if bool(keep.all()) else instances[keep]
+
+
+def _rle_to_bitmask(rle: dict) -> np.ndarray:
+    """bool [h, w] from an RLE dict (compressed, or uncompressed with a list of counts)."""
+    if isinstance(rle["counts"], list):
+        rle = mask_util.frPyObjects(rle, *rle["size"])
+    return decode_rle(rle).astype(bool)
+
+
+def _to_bitmask(segm, annotation: dict, h: int, w: int) -> np.ndarray:
+    """bool [h, w] from polygons, RLE or a bitmap, which must already have the image's size."""
+    if isinstance(segm, list):
+        return polygons_to_bitmask(segm, h, w)
+    bitmask = _rle_to_bitmask(segm) if isinstance(segm, dict) else np.asarray(segm, dtype=bool)
+    if bitmask.shape != (h, w):
+        raise DataError(f"annotation id {annotation.get('id')}: its mask is {bitmask.shape[1]}x{bitmask.shape[0]} "
+                        f"pixels but the image is {w}x{h}")
+    return bitmask

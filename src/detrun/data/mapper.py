@@ -6,8 +6,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .detection_utils import annotations_to_instances, check_image_size, read_image
-from .transforms import Augmentation, apply_augmentations
+from detrun.structures import Instances
+
+from .detection_utils import annotations_to_instances, filter_empty_instances, transform_instance_annotations
+from .image_io import check_image_size, read_image
+from .transforms import Augmentation, Transform, TransformList, apply_augmentations
 
 
 class DatasetMapper:
@@ -18,14 +21,20 @@ class DatasetMapper:
 
     Args:
         is_train: keep annotations (crowd ones dropped) as ``instances``; at test time they are dropped.
-        augmentations: applied in order, e.g. ``[ResizeShortestEdge(...), RandomFlip()]``.
+        augmentations: applied in order, e.g. ``[ResizeShortestEdge(...), RandomFlip()]`` (fixed Transforms too).
         image_format: "RGB" (default), "BGR" or "L" — whatever the model's pixel mean/std assume.
         use_instance_mask: produce gt_masks; mask_format: "polygon" (cheap to transform) or "bitmask".
         use_keypoint: produce gt_keypoints.
         recompute_boxes: gt_boxes from the masks after augmenting (use with crops).
+
+    Differs from Detectron2's DatasetMapper: `image_format` defaults to "RGB" (Detectron2's
+    configs use "BGR" for its Caffe2-trained backbones), `use_instance_mask` to True; keypoint
+    flip indices travel with the flip (``RandomFlip(keypoint_flip_indices=...)``) rather than
+    a mapper argument; augmentations draw from the per-sample `rng`; ``sem_seg_file_name`` is
+    not read.
     """
 
-    def __init__(self, *, is_train: bool, augmentations: Sequence[Augmentation] = (), image_format: str = "RGB",
+    def __init__(self, *, is_train: bool, augmentations: Sequence[Augmentation | Transform] = (), image_format: str = "RGB",
                  use_instance_mask: bool = True, mask_format: str = "polygon", use_keypoint: bool = False,
                  recompute_boxes: bool = False):
         if mask_format not in ("polygon", "bitmask"):
@@ -56,8 +65,18 @@ class DatasetMapper:
             "file_name": record["file_name"],
         }
         if self.is_train:
-            out["instances"] = annotations_to_instances(
-                record.get("annotations", []), transforms, original_size=original_size, image_size=image_size,
-                mask_format=self.mask_format, use_keypoints=self.use_keypoint, recompute_boxes=self.recompute_boxes,
-            )
+            out["instances"] = self._instances(record.get("annotations", []), transforms, image_size)
         return out
+
+    def _instances(self, annotations: list[dict], transforms: TransformList, image_size: tuple[int, int]) -> Instances:
+        # Fields the model won't use are dropped first: transforming them costs time (RLE) or may
+        # raise (keypoints mirrored without flip indices) for nothing.
+        unused = ({"segmentation"} if self.mask_format is None else set()) | ({"keypoints"} if not self.use_keypoint else set())
+        annos = [transform_instance_annotations({k: v for k, v in a.items() if k not in unused}, transforms, image_size)
+                 for a in annotations if not a.get("iscrowd", 0)]
+        inst = annotations_to_instances(annos, image_size, self.mask_format, use_keypoints=self.use_keypoint)
+        if self.recompute_boxes:
+            # after crops a clipped box can be larger than what is left of the object
+            inst.gt_boxes = inst.gt_masks.get_bounding_boxes()
+            inst.gt_boxes.clip(image_size)
+        return filter_empty_instances(inst)
