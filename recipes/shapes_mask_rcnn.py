@@ -26,7 +26,7 @@ model.roi_heads.num_classes = 3
 model.roi_heads.batch_size_per_image = 128
 model.roi_heads.box_head.fc_dims = [256, 256]
 model.roi_heads.box_predictor.test_topk_per_image = 50
-model.roi_heads.mask_head.conv_dims = [64, 64, 64, 64, 64]
+model.roi_heads.branches.mask.head.conv_dims = [64, 64, 64, 64, 64]
 
 dataloader.train.mapper.image_format = "${model.input_format}"
 

@@ -42,9 +42,8 @@ model.backbone.in_features = ["c3", "c4"]           # -> FPN levels p3, p4 (+ p5
 model.proposal_generator.in_features = ["p3", "p4", "p5"]
 model.proposal_generator.anchor_generator.sizes = [[16], [32], [64]]
 model.proposal_generator.anchor_generator.strides = [8, 16, 32]
-for head in ("box", "mask"):
-    model.roi_heads[head + "_in_features"] = ["p3", "p4"]
-    model.roi_heads[head + "_pooler"].scales = [0.125, 0.0625]
+model.roi_heads.box_in_features = model.roi_heads.branches.mask.in_features = ["p3", "p4"]
+model.roi_heads.box_pooler.scales = model.roi_heads.branches.mask.pooler.scales = [0.125, 0.0625]
 
 dataloader.train.dataset.update(num_images=2, image_size=96, min_size=16, max_size=40, root="{root}")
 dataloader.train.total_batch_size = 2

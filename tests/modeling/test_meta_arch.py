@@ -154,6 +154,6 @@ def test_heads_disagreeing_with_the_backbone_fail_at_build():
     with pytest.raises(InstantiationError, match=r"anchor_generator.strides = \[4, 8, 16, 32, 32\].*\[4, 8, 16, 32, 64\]"):
         instantiate(cfg)
     cfg = get_recipe("shapes_mask_rcnn").model
-    cfg.roi_heads.mask_pooler.scales = [0.125, 0.0625, 0.03125, 0.015625]
-    with pytest.raises(InstantiationError, match=r"mask_pooler.scales = \[0.125.*have scales \[0.25"):
+    cfg.roi_heads.branches.mask.pooler.scales = [0.125, 0.0625, 0.03125, 0.015625]
+    with pytest.raises(InstantiationError, match=r"roi_heads.branches.mask.pooler.scales = \[0.125.*have scales \[0.25"):
         instantiate(cfg)

@@ -18,6 +18,7 @@ from detrun.modeling.roi_heads import (
     FastRCNNConvFCHead,
     FastRCNNOutputLayers,
     MaskRCNNConvUpsampleHead,
+    ROIBranch,
     ROIPooler,
     StandardROIHeads,
 )
@@ -60,9 +61,11 @@ def _heads(torchvision_mode: bool, **kwargs) -> StandardROIHeads:
             box2box_transform=Box2BoxTransform(weights=(10.0, 10.0, 5.0, 5.0)),
             min_box_size=1e-2 if torchvision_mode else 0.0,
         ),
-        mask_in_features=LEVELS,
-        mask_pooler=ROIPooler(output_size=14, **pooler),
-        mask_head=MaskRCNNConvUpsampleHead(in_channels=CHANNELS, num_classes=NUM_CLASSES, conv_dims=[MASK_DIM] * 5),
+        branches={"mask": ROIBranch(
+            in_features=LEVELS,
+            pooler=ROIPooler(output_size=14, **pooler),
+            head=MaskRCNNConvUpsampleHead(in_channels=CHANNELS, num_classes=NUM_CLASSES, conv_dims=[MASK_DIM] * 5),
+        )},
     )
     args.update(kwargs)
     return StandardROIHeads(**args)
@@ -262,6 +265,13 @@ def test_training_sampling_and_losses_with_empty_image():
     assert heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
 
 
-def test_mask_parts_must_come_together():
-    with pytest.raises(ValueError, match="mask_in_features, mask_pooler and mask_head"):
-        _heads(torchvision_mode=False, mask_head=None)
+def test_branches_are_checked_and_registered_under_detectron2_names():
+    heads = _heads(torchvision_mode=False)
+    assert heads.mask_head is heads.branches["mask"].head and heads.mask_pooler is heads.branches["mask"].pooler
+    assert any(k.startswith("mask_head.mask_fcn1.") for k in heads.state_dict())
+    with pytest.raises(ValueError, match="'box' is the box stage"):
+        _heads(torchvision_mode=False, branches={"box": heads.branches["mask"]})
+    with pytest.raises(ValueError, match="proposals must be one of"):
+        ROIBranch(in_features=LEVELS, pooler=heads.mask_pooler, head=heads.mask_head, proposals="all")
+    assert list(_heads(torchvision_mode=False, branches={}).state_dict()) == [
+        k for k in heads.state_dict() if not k.startswith("mask_")]

@@ -157,9 +157,7 @@ def build_detrun(tmp_path, tv_model, with_masks):
     cfg.roi_heads.box_predictor.test_topk_per_image = DETECTIONS
     cfg.weights = str(path)
     if not with_masks:
-        cfg.roi_heads.mask_in_features = None
-        cfg.roi_heads.mask_pooler = None
-        cfg.roi_heads.mask_head = None
+        cfg.roi_heads.branches = {}
     model = instantiate(cfg).eval()
     return model
 
@@ -244,5 +242,5 @@ def test_mask_rcnn_matches_torchvision(tmp_path, images):
 def test_faster_rcnn_matches_torchvision(tmp_path, images):
     tv_model = torchvision_model(fasterrcnn_resnet50_fpn, seed=2)
     ours = build_detrun(tmp_path, tv_model, with_masks=False)
-    assert not ours.roi_heads.mask_on
+    assert "mask" not in ours.roi_heads.branches
     assert check_parity(tv_model, ours, images, with_masks=False) == 2 * DETECTIONS

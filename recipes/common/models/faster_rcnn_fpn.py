@@ -4,6 +4,4 @@ from copy import deepcopy
 from .mask_rcnn_fpn import model as _mask_rcnn
 
 model = deepcopy(_mask_rcnn)  # a copy, so that importing both models keeps both intact
-model.roi_heads.mask_in_features = None
-model.roi_heads.mask_pooler = None
-model.roi_heads.mask_head = None
+model.roi_heads.branches = {}

@@ -30,6 +30,6 @@ model.proposal_generator.nms_on_sigmoid = True  # rank by sigmoid: saturated log
 
 model.roi_heads.box_pooler.sampling_ratio = 2
 model.roi_heads.box_pooler.aligned = False
-model.roi_heads.mask_pooler.sampling_ratio = 2
-model.roi_heads.mask_pooler.aligned = False
+model.roi_heads.branches.mask.pooler.sampling_ratio = 2
+model.roi_heads.branches.mask.pooler.aligned = False
 model.roi_heads.box_predictor.min_box_size = 1e-2
