@@ -5,7 +5,7 @@
 | detrun checkpoint                        | ``{"model": ..., "format": "detrun"}``                 |
 | Detectron2 model zoo `.pkl` / `.pth`     | Detectron2 names (``backbone.bottom_up.res2.0...``)    |
 | Caffe2/MSRA ImageNet ResNet `.pkl`       | Caffe2 blob names (``res2_0_branch2a_w``)              |
-| torchvision Faster/Mask R-CNN, RetinaNet | ``backbone.body.*``, ``rpn.head.*``                    |
+| torchvision Faster/Mask/Keypoint R-CNN, RetinaNet | ``backbone.body.*``, ``rpn.head.*``                    |
 | torchvision ImageNet ResNet              | ``conv1.weight``, ``layer1.0.conv1.weight``            |
 
 Weights may sit at the top level or under ``"model"`` / ``"state_dict"`` (Caffe2 detection

@@ -45,7 +45,7 @@ def convert_torchvision_resnet(weights: dict[str, torch.Tensor], layout: ModelLa
 
 
 def convert_torchvision_detection(weights: dict[str, torch.Tensor], layout: ModelLayout):
-    """A torchvision Faster/Mask R-CNN or RetinaNet state dict (``*rcnn_resnet50_fpn``,
+    """A torchvision Faster/Mask/Keypoint R-CNN or RetinaNet state dict (``*rcnn_resnet50_fpn``,
     ``retinanet_resnet50_fpn``) -> detrun names and class layout.
 
     Handles both torchvision's current names (``rpn.head.conv.0.0``, ``mask_head.0.0``) and
@@ -79,6 +79,10 @@ def convert_torchvision_detection(weights: dict[str, torch.Tensor], layout: Mode
         (r"^roi_heads\.mask_predictor\.conv5_mask\.(weight|bias)$", lambda m: f"roi_heads.mask_head.deconv.{m[1]}"),
         (r"^roi_heads\.mask_predictor\.mask_fcn_logits\.(weight|bias)$",
          lambda m: f"roi_heads.mask_head.predictor.{m[1]}"),
+        (r"^roi_heads\.keypoint_head\.(\d+)\.(weight|bias)$",
+         lambda m: f"roi_heads.keypoint_head.conv_fcn{int(m[1]) // 2 + 1}.{m[2]}"),
+        (r"^roi_heads\.keypoint_predictor\.kps_score_lowres\.(weight|bias)$",
+         lambda m: f"roi_heads.keypoint_head.score_lowres.{m[1]}"),
         (r"^head\.(classification|regression)_head\.conv\.(\d+)\.([01])\.(\w+)$",
          lambda m: f"{head}{towers[m[1]]}.{tower_step * int(m[2]) + int(m[3])}.{m[4]}"),
         (r"^head\.classification_head\.cls_logits\.(weight|bias)$", lambda m: f"{head}cls_score.{m[1]}"),

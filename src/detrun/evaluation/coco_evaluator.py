@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detrun.data import DatasetCatalog, MetadataCatalog
+from detrun.data.datasets.coco_person import KEYPOINT_OKS_SIGMAS as COCO_PERSON_SIGMAS
 from detrun.errors import UserError
 from detrun.utils import comm
 
@@ -217,7 +218,3 @@ class COCOEvaluator:
             raise UserError(f"{len(unknown)} predicted image ids (e.g. {unknown[:3]}) are not images of data set "
                             f"{self.dataset_name!r}: evaluate with the loader of that data set")
 
-
-# pycocotools' OKS sigmas of COCO's 17 person keypoints (nose, eyes, ears, shoulders, ...).
-COCO_PERSON_SIGMAS = [s / 10.0 for s in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
-                                          1.07, 1.07, .87, .87, .89, .89)]

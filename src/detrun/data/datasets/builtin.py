@@ -1,6 +1,7 @@
 """Built-in data set names: COCO 2017 (under ``$DETRUN_DATASETS/coco``) and the synthetic shapes."""
 from __future__ import annotations
 
+from . import coco_person
 from .coco import register_coco_instances
 from .paths import DatasetPath, not_found_hint
 from .shapes import register_builtin_shapes
@@ -20,6 +21,7 @@ COCO_2017 = {
 def register_all_builtin() -> None:
     """Register every built-in name (cheap: nothing is read until a data set is used)."""
     for name, (image_root, json_file) in COCO_2017.items():
+        metadata = coco_person.METADATA if name.startswith("keypoints_") else None
         register_coco_instances(name, DatasetPath(json_file), DatasetPath(image_root), overwrite=True,
-                                not_found_hint=not_found_hint(f"Data set '{name}'"))
+                                metadata=metadata, not_found_hint=not_found_hint(f"Data set '{name}'"))
     register_builtin_shapes()

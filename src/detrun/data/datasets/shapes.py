@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 GENERATOR_VERSION = 2
 # COCO OKS sigma per keypoint (for keypoint AP): corners and centres are sharp points, like COCO's eyes.
 KEYPOINT_OKS_SIGMAS = [0.025] * len(KEYPOINT_NAMES)
+# Skeleton drawn in pictures (name, name, RGB colour): the outlines of squares and triangles.
+KEYPOINT_CONNECTION_RULES = [[a, b, [255, 220, 0]] for a, b in (
+    ("top_left", "top_right"), ("top_right", "bottom_right"), ("bottom_right", "bottom_left"),
+    ("bottom_left", "top_left"), ("top", "bottom_left"), ("top", "bottom_right"))]
 DEFAULTS = dict(image_size=192, min_objects=2, max_objects=6, min_size=16, max_size=64,
                 occlusion_prob=0.3, max_occluded_fraction=0.4)
 SPLITS = {"shapes_train": dict(num_images=3000, seed=0), "shapes_val": dict(num_images=250, seed=1)}
@@ -177,6 +181,7 @@ def register_shapes(name: str, *, num_images: int, seed: int, image_size: int = 
         thing_colors=[[220, 60, 60], [60, 180, 75], [70, 110, 230]],
         keypoint_names=list(KEYPOINT_NAMES),
         keypoint_flip_map=[list(pair) for pair in KEYPOINT_FLIP_MAP],
+        keypoint_connection_rules=KEYPOINT_CONNECTION_RULES,
         keypoint_oks_sigmas=KEYPOINT_OKS_SIGMAS,
         evaluator_type="coco",
         shapes_params=params,

@@ -3,6 +3,7 @@ from .base import ROIHeads, attach_targets, match_and_label
 from .branch import ROIBranch
 from .box_head import FastRCNNConvFCHead
 from .fast_rcnn import FastRCNNOutputLayers
+from .keypoint_head import KRCNNConvDeconvUpsampleHead
 from .mask_head import MaskRCNNConvUpsampleHead
 from .poolers import ROIPooler
 from .standard import StandardROIHeads
@@ -12,6 +13,7 @@ __all__ = [
     "ROIHeads",
     "FastRCNNConvFCHead",
     "FastRCNNOutputLayers",
+    "KRCNNConvDeconvUpsampleHead",
     "MaskRCNNConvUpsampleHead",
     "ROIPooler",
     "StandardROIHeads",

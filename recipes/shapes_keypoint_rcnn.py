@@ -1,0 +1,15 @@
+"""Keypoint R-CNN for the synthetic shapes set, trained from scratch on a CPU in minutes.
+
+`shapes_mask_rcnn`'s narrow ResNet-18 + FPN, RPN and box head, with `keypoint_rcnn_fpn`'s keypoint
+branch instead of the mask branch, for the 6 shapes keypoints (square corners, triangle apex and
+base corners, circle centre) with 4 x 64-channel convs. Horizontal flips swap left/right corners.
+"""
+from copy import deepcopy
+
+from .common.models.keypoint_rcnn_fpn import model as _keypoint_rcnn
+from .shapes_mask_rcnn import dataloader, evaluator, lr_scheduler, model, optimizer, trainer
+
+model.roi_heads.branches = deepcopy(_keypoint_rcnn.roi_heads.branches)
+model.roi_heads.branches.keypoint.head.update(num_keypoints=6, conv_dims=[64] * 4)
+dataloader.train.mapper.use_instance_mask = False
+dataloader.train.mapper.use_keypoint = True
