@@ -9,6 +9,7 @@ from .meta_arch import DenseDetector, GeneralizedRCNN, MetaArchitecture, RetinaN
 from .postprocess import detector_postprocess
 from .proposal_generator import RPN, DefaultAnchorGenerator, ProposalGenerator, StandardRPNHead
 from .roi_heads import (
+    CascadeROIHeads,
     FastRCNNConvFCHead,
     FastRCNNOutputLayers,
     KRCNNConvDeconvUpsampleHead,
@@ -25,6 +26,7 @@ __all__ = [
     "RPN",
     "Backbone",
     "Box2BoxTransform",
+    "CascadeROIHeads",
     "DefaultAnchorGenerator",
     "DenseDetector",
     "FastRCNNConvFCHead",

@@ -2,6 +2,7 @@
 from .base import ROIHeads, attach_targets, match_and_label
 from .branch import ROIBranch
 from .box_head import FastRCNNConvFCHead
+from .cascade import CascadeROIHeads
 from .fast_rcnn import FastRCNNOutputLayers
 from .keypoint_head import KRCNNConvDeconvUpsampleHead
 from .mask_head import MaskRCNNConvUpsampleHead
@@ -9,6 +10,7 @@ from .poolers import ROIPooler
 from .standard import StandardROIHeads
 
 __all__ = [
+    "CascadeROIHeads",
     "ROIBranch",
     "ROIHeads",
     "FastRCNNConvFCHead",

@@ -129,11 +129,11 @@ class FastRCNNOutputLayers(nn.Module):
         """Per image: Instances with `pred_boxes`, `scores`, `pred_classes` (see the class docstring)."""
         boxes = self.predict_boxes(predictions, proposals)
         probs = self.predict_probs(predictions, proposals)
-        return [
-            self._inference_single_image(b, s, p.image_size) for b, s, p in zip(boxes, probs, proposals)
-        ]
+        return [self.detections(b, s, p.image_size) for b, s, p in zip(boxes, probs, proposals)]
 
-    def _inference_single_image(self, boxes: Tensor, probs: Tensor, image_size: tuple[int, int]) -> Instances:
+    def detections(self, boxes: Tensor, probs: Tensor, image_size: tuple[int, int]) -> Instances:
+        """One image's detections from decoded boxes Tensor[R, K*4] and class probabilities
+        Tensor[R, C+1] (e.g. Cascade R-CNN's averaged over stages): clip, threshold, NMS, top-k."""
         num_reg = boxes.shape[1] // 4
         # Diverged or random weights can produce inf/nan: those rows never pass the score filter.
         finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(probs).all(dim=1)

@@ -86,7 +86,7 @@ class StandardROIHeads(ROIHeads, ReadsFeatures):
             if targets is None:
                 raise ValueError(f"{type(self).__name__} in training mode needs targets (gt Instances) for every image")
             proposals = self.label_and_sample_proposals(proposals, targets)
-            losses = self.forward_box(features, proposals)
+            losses = self.forward_box(features, proposals, targets)
             losses.update(self.forward_branches(features, proposals))
             return proposals, losses
         detections = self.forward_box(features, proposals)
@@ -97,8 +97,12 @@ class StandardROIHeads(ROIHeads, ReadsFeatures):
         x = self.box_pooler([features[f] for f in self.box_in_features], [p.proposal_boxes for p in proposals])
         return self.box_predictor(self.box_head(x))
 
-    def forward_box(self, features: dict[str, Tensor], proposals: list[Instances]) -> dict[str, Tensor] | list[Instances]:
-        """Box losses of sampled proposals (training) or per-image detections (inference)."""
+    def forward_box(self, features: dict[str, Tensor], proposals: list[Instances],
+                    targets: list[Instances] | None = None) -> dict[str, Tensor] | list[Instances]:
+        """Box losses of sampled proposals (training) or per-image detections (inference).
+
+        `targets` (the ground truth) serve box stages that re-label their own boxes (Cascade R-CNN).
+        """
         predictions = self.box_predictions(features, proposals)
         if self.training:
             return self.box_predictor.losses(predictions, proposals)
