@@ -89,6 +89,15 @@ class Box2BoxTransform:
         return pred.flatten(1)
 
 
+BOX_REG_LOSS_TYPES = ("smooth_l1", "giou")
+
+
+def check_box_reg_loss_type(owner: str, loss_type: str) -> None:
+    """Raise ValueError naming `owner` unless `loss_type` is one of `BOX_REG_LOSS_TYPES`."""
+    if loss_type not in BOX_REG_LOSS_TYPES:
+        raise ValueError(f"{owner} box_reg_loss_type must be one of {BOX_REG_LOSS_TYPES}, got '{loss_type}'")
+
+
 def giou_loss(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
     """Generalized IoU loss ``1 - GIoU`` of matching box pairs (Rezatofighi et al. 2019).
 
@@ -132,11 +141,10 @@ def box_regression_loss(
     Returns:
         Scalar tensor; 0 (still attached to `pred_deltas`) when R == 0.
     """
+    check_box_reg_loss_type("box_regression_loss", loss_type)
     pred_deltas = pred_deltas.float()
     if loss_type == "smooth_l1":
         target = box2box_transform.get_deltas(src_boxes, gt_boxes)
         return F.smooth_l1_loss(pred_deltas, target, beta=smooth_l1_beta, reduction="sum")
-    if loss_type == "giou":
-        pred_boxes = box2box_transform.apply_deltas(pred_deltas, src_boxes)
-        return giou_loss(pred_boxes, gt_boxes).sum()
-    raise ValueError(f"box_reg_loss_type must be 'smooth_l1' or 'giou', got '{loss_type}'")
+    pred_boxes = box2box_transform.apply_deltas(pred_deltas, src_boxes)
+    return giou_loss(pred_boxes, gt_boxes).sum()

@@ -13,7 +13,7 @@ from detrun.structures import Boxes, ImageList, Instances
 from ..backbone import Backbone
 from ..box_regression import Box2BoxTransform
 from ..feature_protocol import FeatureUse, ReadsFeatures
-from ..proposal_generator import DefaultAnchorGenerator
+from ..proposal_generator.anchor_generator import DefaultAnchorGenerator, check_head_anchors
 from .base import MetaArchitecture
 
 
@@ -56,11 +56,7 @@ class DenseDetector(MetaArchitecture, ReadsFeatures):
                  max_detections_per_image: int = 100, pixel_mean: list[float], pixel_std: list[float],
                  input_format: str = "RGB"):
         super().__init__(backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format)
-        head_anchors = getattr(head, "num_anchors", None)
-        if head_anchors is not None and any(n != head_anchors for n in anchor_generator.num_anchors):
-            raise ValueError(f"{type(self).__name__}: the head predicts {head_anchors} anchors per cell but the anchor "
-                             f"generator makes {anchor_generator.num_anchors} per level; set head.num_anchors to "
-                             "len(sizes per level) * len(aspect_ratios per level)")
+        check_head_anchors(type(self).__name__, head, anchor_generator)
         self.head = head
         self.head_in_features = list(head_in_features)
         self.anchor_generator = anchor_generator

@@ -9,7 +9,7 @@ from detrun.structures import Boxes, Instances
 
 from ..anchor_matching import match_anchors, matched_boxes
 from ..backbone import Backbone
-from ..box_regression import Box2BoxTransform, box_regression_loss
+from ..box_regression import Box2BoxTransform, box_regression_loss, check_box_reg_loss_type
 from ..losses import sigmoid_focal_loss
 from ..matcher import Matcher
 from ..proposal_generator import DefaultAnchorGenerator
@@ -53,8 +53,7 @@ class RetinaNet(DenseDetector):
                          test_topk_candidates=test_topk_candidates, test_nms_thresh=test_nms_thresh,
                          max_detections_per_image=max_detections_per_image, pixel_mean=pixel_mean,
                          pixel_std=pixel_std, input_format=input_format)
-        if box_reg_loss_type not in ("smooth_l1", "giou"):
-            raise ValueError(f"RetinaNet box_reg_loss_type must be 'smooth_l1' or 'giou', got '{box_reg_loss_type}'")
+        check_box_reg_loss_type("RetinaNet", box_reg_loss_type)
         head_classes = getattr(head, "num_classes", num_classes)
         if head_classes != num_classes:
             raise ValueError(f"RetinaNet: num_classes = {num_classes} but head.num_classes = {head_classes}; "

@@ -112,6 +112,16 @@ class DefaultAnchorGenerator(nn.Module):
         return anchors
 
 
+def check_head_anchors(owner: str, head: nn.Module, anchor_generator: DefaultAnchorGenerator) -> None:
+    """Raise ValueError naming `owner` when the head's ``num_anchors`` (if it has one) differs from
+    the anchors per cell the generator makes on some level."""
+    head_anchors = getattr(head, "num_anchors", None)
+    if head_anchors is not None and any(n != head_anchors for n in anchor_generator.num_anchors):
+        raise ValueError(f"{owner}: the head predicts {head_anchors} anchors per cell but the anchor generator makes "
+                         f"{anchor_generator.num_anchors} per level; set head.num_anchors to "
+                         "len(sizes per level) * len(aspect_ratios per level)")
+
+
 def _broadcast_levels(values: list[list[float]], num_levels: int, name: str) -> list[list[float]]:
     """Repeat a single per-level list for every level; check the level count otherwise."""
     values = [list(v) for v in values]

@@ -8,11 +8,11 @@ from torch.nn import functional as F
 from detrun.structures import Boxes, ImageList, Instances
 
 from ..anchor_matching import match_anchors, matched_boxes
-from ..box_regression import Box2BoxTransform, box_regression_loss
+from ..box_regression import Box2BoxTransform, box_regression_loss, check_box_reg_loss_type
 from ..feature_protocol import FeatureUse, ReadsFeatures
 from ..matcher import Matcher
 from ..sampling import subsample_labels
-from .anchor_generator import DefaultAnchorGenerator
+from .anchor_generator import DefaultAnchorGenerator, check_head_anchors
 from .base import ProposalGenerator
 from .proposal_utils import find_top_rpn_proposals
 
@@ -68,15 +68,8 @@ class RPN(ProposalGenerator, ReadsFeatures):
         smooth_l1_beta: float = 0.0,
     ):
         super().__init__()
-        head_anchors = getattr(head, "num_anchors", None)
-        if head_anchors is not None and any(n != head_anchors for n in anchor_generator.num_anchors):
-            raise ValueError(
-                f"RPN: the head predicts {head_anchors} anchors per cell but the anchor generator makes "
-                f"{anchor_generator.num_anchors} per level; set head.num_anchors to "
-                "len(sizes per level) * len(aspect_ratios per level)"
-            )
-        if box_reg_loss_type not in ("smooth_l1", "giou"):
-            raise ValueError(f"RPN box_reg_loss_type must be 'smooth_l1' or 'giou', got '{box_reg_loss_type}'")
+        check_head_anchors("RPN", head, anchor_generator)
+        check_box_reg_loss_type("RPN", box_reg_loss_type)
         self.in_features = list(in_features)
         self.rpn_head = head
         self.anchor_generator = anchor_generator

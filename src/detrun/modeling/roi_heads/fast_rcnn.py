@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from detrun.ops import batched_nms, clip_boxes_to_image
 from detrun.structures import Boxes, Instances
 
-from ..box_regression import Box2BoxTransform, box_regression_loss
+from ..box_regression import Box2BoxTransform, box_regression_loss, check_box_reg_loss_type
 
 
 class FastRCNNOutputLayers(nn.Module):
@@ -53,8 +53,7 @@ class FastRCNNOutputLayers(nn.Module):
         loss_weight: float | dict[str, float] = 1.0,
     ):
         super().__init__()
-        if box_reg_loss_type not in ("smooth_l1", "giou"):
-            raise ValueError(f"box_reg_loss_type must be 'smooth_l1' or 'giou', got '{box_reg_loss_type}'")
+        check_box_reg_loss_type("FastRCNNOutputLayers", box_reg_loss_type)
         self.num_classes = num_classes
         self.cls_score = nn.Linear(in_channels, num_classes + 1)
         self.bbox_pred = nn.Linear(in_channels, 4 if cls_agnostic_bbox_reg else 4 * num_classes)
