@@ -6,21 +6,18 @@ Each row shows the run's overrides (from Hydra's ``.hydra/overrides.yaml``), box
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-import yaml
+from runs import read_results, recipe_overrides
 
 
 def rows(sweep_dir: Path) -> list[tuple[str, dict]]:
     """(overrides, results) for every run under `sweep_dir` that wrote results.json."""
     found = []
     for results in sorted(sweep_dir.glob("*/results.json"), key=lambda p: p.parent.name.zfill(6)):
-        overrides_file = results.parent / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        shown = " ".join(o for o in overrides if not o.startswith(("hydra.", "recipe=")))
-        found.append((shown or results.parent.name, json.loads(results.read_text())))
+        shown = " ".join(recipe_overrides(results.parent))
+        found.append((shown or results.parent.name, read_results(results.parent)))
     return found
 
 
