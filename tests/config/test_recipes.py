@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,31 @@ def test_compose_rejects_adding_an_existing_key_and_sweeps():
         compose(TOY, ["+optimizer.lr=1"])
     with pytest.raises(OverrideError, match="sweep"):
         compose(TOY, ["optimizer.lr=1,2"])
+
+
+def readme_recipe_blocks() -> dict[str, str]:
+    """The README's Python blocks that are recipe files (first line ``# recipes/NAME.py``), by file name."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    return {m[1]: block for block in blocks if (m := re.match(r"# recipes/(\w+\.py)\n", block))}
+
+
+def test_readme_recipe_reuses_the_imported_model_not_a_neighbour_s_edit(tmp_path):
+    """The README's first recipe imports `model` from common/models/mask_rcnn_fpn (ResNet-50, FPN 256)
+    and the rest from shapes_mask_rcnn, which edits its own imported `model` into a narrow ResNet-18:
+    the user's model must stay R50 whatever the import order."""
+    block = readme_recipe_blocks()["my_mask_rcnn.py"]
+    lines = block.splitlines()
+    imports = [i for i, line in enumerate(lines) if line.startswith("from detrun.recipes")]
+    assert len(imports) == 2
+    swapped = list(lines)
+    swapped[imports[0]], swapped[imports[1]] = lines[imports[1]], lines[imports[0]]
+    for order, text in {"as written": block, "shapes import first": "\n".join(swapped)}.items():
+        path = tmp_path / f"my_mask_rcnn_{len(order)}.py"
+        path.write_text(text)
+        cfg = get_recipe(str(path))
+        assert (cfg.model.backbone.bottom_up.depth, cfg.model.backbone.out_channels) == (50, 256), order
+        assert cfg.model.roi_heads.num_classes == 3 and cfg.optimizer.lr == 0.01
+        assert cfg.dataloader.train.dataset.name == "shapes_train"
+    shapes = get_recipe("shapes_mask_rcnn")
+    assert (shapes.model.backbone.bottom_up.depth, shapes.model.backbone.out_channels) == (18, 64)

@@ -6,10 +6,13 @@ Built-in recipes live in the ``detrun.recipes`` package; any other ``.py`` path 
 """
 from __future__ import annotations
 
+import builtins
 import difflib
 import importlib.util
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -60,11 +63,15 @@ def get_recipe(name_or_path: str) -> DictConfig:
 
     Returns a fresh DictConfig each call: the recipe file and every ``detrun.recipes``
     module it imports are executed anew, so mutating one result never leaks into the next.
+    Within one load too, every import of a ``detrun.recipes`` module runs that module afresh:
+    a recipe that imports a node and edits it in place (``model.roi_heads.num_classes = 3``)
+    edits its own copy, whatever else imports the same module, in whatever order.
     """
     path = recipe_file(name_or_path)
     saved = _pop_recipe_modules()
     try:
-        module = _exec_recipe(path)
+        with _fresh_recipe_imports():
+            module = _exec_recipe(path)
         cfg = {}
         for key, value in vars(module).items():
             if not key.startswith("_") and isinstance(value, (DictConfig, ListConfig)):
@@ -81,6 +88,29 @@ def get_recipe(name_or_path: str) -> DictConfig:
 def _pop_recipe_modules() -> dict:
     names = [n for n in sys.modules if n.startswith(RECIPES_PACKAGE + ".")]
     return {n: sys.modules.pop(n) for n in names}
+
+
+@contextmanager
+def _fresh_recipe_imports() -> Iterator[None]:
+    """While active, importing a ``detrun.recipes`` module (``from .common.models.x import model``)
+    executes it again instead of reusing the module another import already ran."""
+    original_import = builtins.__import__
+
+    def fresh_import(name, globals=None, locals=None, fromlist=(), level=0):
+        package = (globals or {}).get("__package__") or ""
+        absolute = importlib.util.resolve_name("." * level + name, package) if level else name
+        if absolute.startswith(RECIPES_PACKAGE + "."):
+            sys.modules.pop(absolute, None)
+        if absolute == RECIPES_PACKAGE or absolute.startswith(RECIPES_PACKAGE + "."):
+            for item in fromlist or ():
+                sys.modules.pop(f"{absolute}.{item}", None)  # `from .common.models import mask_rcnn_fpn`
+        return original_import(name, globals, locals, fromlist, level)
+
+    builtins.__import__ = fresh_import
+    try:
+        yield
+    finally:
+        builtins.__import__ = original_import
 
 
 def _exec_recipe(path: Path):
