@@ -80,6 +80,14 @@ def test_missing_empty_and_wrong_type_files(tmp_path):
         read_checkpoint(tmp_path / "array.npy")
 
 
+def test_directories_and_urls_are_named_as_such(tmp_path):
+    with pytest.raises(CheckpointError, match=r"model.weights = '.*' is a directory; give the weights file inside"):
+        read_checkpoint(tmp_path)
+    url = "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MSRA/R-50.pkl"
+    with pytest.raises(CheckpointError, match="is a URL; detrun does not download weights"):
+        read_checkpoint(url)
+
+
 @pytest.mark.parametrize("suffix", [".pth", ".pkl"])
 def test_truncated_files(tmp_path, suffix):
     full = tmp_path / f"full{suffix}"

@@ -30,7 +30,13 @@ def read_checkpoint(path: str | Path) -> Any:
         CheckpointError: missing, empty, truncated or corrupt file, an unsupported file type,
             or a pickle that holds more than tensors/arrays, containers and scalars.
     """
+    if "://" in str(path):
+        raise CheckpointError(f"model.weights = '{path}' is a URL; detrun does not download weights: download the "
+                              "file yourself and give its local path")
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"model.weights = '{path}' is a directory; give the weights file inside it "
+                              "(e.g. a run's model_final.pth)")
     if not path.is_file():
         raise CheckpointError(f"weights file '{path}' does not exist (check the path given to model.weights)")
     with open(path, "rb") as f:
