@@ -1,6 +1,6 @@
 """Time detrun.ops backends on detection-sized inputs and print one markdown table.
 
-    python benchmarks/ops.py [--runs 5] [--threads N] [--skip-triton]
+    python benchmarks/ops.py [--runs 5] [--threads N] [--skip-triton] [--ops nms ...]
 
 With a CUDA device, tensors live on the GPU and Triton is compared with torchvision's CUDA ops.
 Without one, the CPU backends are timed at full size and Triton runs under its interpreter
@@ -135,11 +135,15 @@ def paste_rows(backends, runs, n_masks, h, w, note):
     return rows
 
 
+OPS = ("roi_align", "nms", "paste_masks")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--skip-triton", action="store_true", help="leave out the (interpreted on CPU) Triton rows")
+    parser.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS), help="time only these ops (default: all)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -147,14 +151,16 @@ def main() -> None:
           + f", torch {torch.__version__}, torchvision {torchvision.__version__}, {torch.get_num_threads()} threads,"
           f" median of {args.runs} runs, load average {os.getloadavg()[0]:.1f}\n")
     full = ["torch"] + (["triton"] if CUDA and not args.skip_triton else [])
-    rows = roi_align_rows(full, args.runs, 256, 200, 304, 1000, 160, "")
-    rows += nms_rows(full, args.runs, (1000, 5000, 20000), "")
-    rows += paste_rows(full, args.runs, 100, 800, 1216, "")
+    full_size = {"roi_align": lambda: roi_align_rows(full, args.runs, 256, 200, 304, 1000, 160, ""),
+                 "nms": lambda: nms_rows(full, args.runs, (1000, 5000, 20000), ""),
+                 "paste_masks": lambda: paste_rows(full, args.runs, 100, 800, 1216, "")}
+    note = " (reduced: Triton interpreted)"
+    reduced = {"roi_align": lambda: roi_align_rows(["triton"], args.runs, 16, 50, 76, 20, 40, note),
+               "nms": lambda: nms_rows(["triton"], args.runs, (1000,), note),
+               "paste_masks": lambda: paste_rows(["torch", "triton"], args.runs, 10, 200, 304, note)}
+    rows = [row for op in args.ops for row in full_size[op]()]
     if not CUDA and not args.skip_triton:
-        note = " (reduced: Triton interpreted)"
-        rows += roi_align_rows(["triton"], args.runs, 16, 50, 76, 20, 40, note)
-        rows += nms_rows(["triton"], args.runs, (1000,), note)
-        rows += paste_rows(["torch", "triton"], args.runs, 10, 200, 304, note)
+        rows += [row for op in args.ops for row in reduced[op]()]
     print("| case | backend | ms | ratio |\n|---|---|---|---|")
     reference = {}
     for case, backend, ms in rows:

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchvision
 
-from detrun.ops import batched_nms, nms
+from detrun.ops import batched_nms, dispatch, nms
 
 from ops_testing import cases_for, tiny
 
@@ -91,3 +91,94 @@ def test_shape_errors():
         nms(torch.zeros(3, 5), torch.zeros(3), 0.5)
     with pytest.raises(ValueError, match="scores"):
         nms(torch.zeros(3, 4), torch.zeros(2), 0.5)
+
+
+def per_class_nms(boxes, scores, idxs, threshold):
+    """Reference class-aware NMS: torchvision.ops.nms on each class alone, merged by decreasing
+    score (ties by lower index)."""
+    per_class = [torch.where(idxs == c)[0] for c in idxs.unique()]
+    keep = [k[torchvision.ops.nms(boxes[k], scores[k], threshold)] for k in per_class]
+    keep = torch.cat(keep + [idxs[:0].long()]).sort().values
+    return keep[torch.sort(scores[keep], descending=True, stable=True).indices]
+
+
+def ours(backend: str) -> bool:
+    # The torchvision backend is torchvision itself; these tests check detrun's own implementations.
+    return backend != "torchvision"
+
+
+@pytest.mark.parametrize("backend, device", [c for c in CASES if ours(c.values[0])])
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide")
+def test_random_inputs_match_references(backend, device):
+    # Boxes from a few pixels to 1e6 px wide (coordinates up to 5e6), integer coordinates (IoUs
+    # exactly at the threshold), float64, zero-width boxes, thresholds from -0.1 to 1, 1-1000
+    # classes with negative ids and int32 ids.
+    g = torch.Generator().manual_seed(0)
+    float64 = dispatch.covers("nms", backend, torch.float64)
+    for trial in range(12 if tiny(backend) else 40):
+        n = int(torch.randint(1, 120 if tiny(backend) else 1500, (1,), generator=g))
+        scale = [10.0, 1000.0, 1e6][trial % 3]
+        boxes, scores = make_boxes(n, seed=trial, clusters=max(n // 10, 1))
+        boxes = boxes * (scale / 600)
+        if trial % 4 == 1:
+            boxes = boxes.round()
+        if trial % 5 == 2:
+            boxes[::7, 2] = boxes[::7, 0]
+        if trial % 4 == 3 and float64:
+            boxes, scores = boxes.double(), scores.double()
+        threshold = [0.5, 0.7, 0.3, 0.0, 1.0, -0.1][trial % 6]
+        expected = torchvision.ops.nms(boxes, scores, threshold)
+        assert torch.equal(run_nms(backend, device, boxes, scores, threshold), expected), trial
+        idxs = torch.randint(-3, [1, 5, 80, 1000][trial % 4], (n,), generator=g)
+        if trial % 2:
+            idxs = idxs.int()
+        expected = per_class_nms(boxes, scores, idxs, threshold)
+        assert torch.equal(run_nms(backend, device, boxes, scores, threshold, idxs), expected), trial
+
+
+@pytest.mark.parametrize("backend, device", [c for c in CASES if ours(c.values[0])])
+def test_score_ties_keep_lower_index_first(backend, device):
+    g = torch.Generator().manual_seed(0)
+    n = 300 if tiny(backend) else 3000
+    boxes = (torch.rand(n, 4, generator=g) * 4).round()
+    boxes[:, 2:] += boxes[:, :2] + 1
+    scores = (torch.rand(n, generator=g) * 3).round()  # 4 distinct scores
+    idxs = torch.randint(0, 4, (n,), generator=g)
+    # Distinct scores in (score desc, index asc) order: the order ties are meant to be visited in.
+    distinct = torch.empty(n)
+    distinct[torch.sort(scores, descending=True, stable=True).indices] = -torch.arange(n, dtype=torch.float32)
+    for threshold in (0.3, 0.5):
+        assert torch.equal(run_nms(backend, device, boxes, scores, threshold),
+                           torchvision.ops.nms(boxes, distinct, threshold))
+        assert torch.equal(run_nms(backend, device, boxes, scores, threshold, idxs),
+                           per_class_nms(boxes, distinct, idxs, threshold))
+    # All boxes identical: the first of the best-scored ones survives.
+    same = torch.tensor([[2.0, 3.0, 12.0, 13.0]]).repeat(n, 1)
+    assert run_nms(backend, device, same, torch.ones(n), 0.5).tolist() == [0]
+    assert run_nms(backend, device, same, torch.ones(n), 0.5, torch.arange(n) % 3).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("backend, device", [c for c in CASES if ours(c.values[0])])
+def test_batched_nms_is_per_class_where_coordinate_offsets_round(backend, device):
+    # IoU(box 0, box 1) = 0.50017 > 0.5: per-class NMS drops box 1. torchvision's batched_nms on
+    # <= 1000 CPU boxes offsets each class by idx * (max coordinate + 1) = 100001 and runs one nms;
+    # at that magnitude float32 rounds coordinates to 1/128, the IoU falls to <= 0.5 and box 1 stays.
+    boxes = torch.tensor([[16.170745849609375, 3.762812614440918, 24.769763946533203, 8.780290603637695],
+                          [15.885401725769043, 3.2834391593933105, 23.327550888061523, 11.957966804504395],
+                          [0.0, 0.0, 100000.0, 1.0]])
+    scores, idxs = torch.tensor([0.9, 0.8, 0.1]), torch.tensor([1, 1, 0])
+    assert per_class_nms(boxes, scores, idxs, 0.5).tolist() == [0, 2]
+    assert run_nms(backend, device, boxes, scores, 0.5, idxs).tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("backend, device", [c for c in CASES if ours(c.values[0])])
+def test_chains_of_suppression(backend, device):
+    # Each box suppresses the next one only: 0 kept, 1 dropped, 2 kept, ... The greedy order
+    # matters along the whole chain (the torch backend settles one link per vectorized round, then
+    # finishes in one sequential pass).
+    n = 200 if tiny(backend) else 2000
+    x = torch.arange(n, dtype=torch.float32) * 4
+    boxes = torch.stack([x, torch.zeros(n), x + 10, torch.full((n,), 10.0)], 1)
+    for scores in (-x, x, torch.rand(n, generator=torch.Generator().manual_seed(0))):
+        expected = torchvision.ops.nms(boxes, scores, 0.3)
+        assert torch.equal(run_nms(backend, device, boxes, scores, 0.3), expected)
