@@ -1,39 +1,66 @@
 """Print a table of AP per run from a sweep directory's ``*/results.json``.
 
-Usage: python experiments/collect_results.py multirun/DATE/TIME [key ...]
+Usage: python experiments/collect_results.py multirun/DATE/TIME [KEY ...]
 
-Each row shows the run's overrides (from Hydra's ``.hydra/overrides.yaml``), box AP and mask AP.
+Without keys, each row starts with the run's overrides (from Hydra's ``.hydra/overrides.yaml``);
+each KEY (a recipe key such as ``optimizer.lr`` or ``trainer.max_iter``) is a column instead,
+holding the run's value from its resolved ``recipe.yaml`` ("–" where its recipe lacks the key).
+Then box AP, box AP50 and mask AP.
 """
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
-from runs import read_results, recipe_overrides
+from omegaconf import OmegaConf
+
+from runs import read_results, recipe, recipe_overrides
+
+ABSENT = "–"
 
 
-def rows(sweep_dir: Path) -> list[tuple[str, dict]]:
-    """(overrides, results) for every run under `sweep_dir` that wrote results.json."""
+def rows(sweep_dir: Path, keys: list[str]) -> list[tuple[list[str], dict]]:
+    """(first cells, results) for every run under `sweep_dir` that wrote results.json, in job order.
+
+    The first cells are the run's values of `keys`, or its overrides when `keys` is empty.
+    """
     found = []
     for results in sorted(sweep_dir.glob("*/results.json"), key=lambda p: p.parent.name.zfill(6)):
-        shown = " ".join(recipe_overrides(results.parent))
-        found.append((shown or results.parent.name, read_results(results.parent)))
+        run_dir = results.parent
+        if keys:
+            cfg = recipe(run_dir)
+            cells = [str(OmegaConf.select(cfg, key, default=ABSENT)) for key in keys]
+        else:
+            cells = [" ".join(recipe_overrides(run_dir)) or run_dir.name]
+        found.append((cells, read_results(run_dir)))
     return found
 
 
-def main() -> None:
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    table = rows(Path(sys.argv[1]))
-    if not table:
-        sys.exit(f"no */results.json under {sys.argv[1]}")
-    width = max(len(name) for name, _ in table)
-    print(f"| {'run'.ljust(width)} | box AP | box AP50 | mask AP |")
-    print(f"|{'-' * (width + 2)}|-------:|---------:|--------:|")
-    for name, result in table:
+def render(table: list[tuple[list[str], dict]], headers: list[str]) -> str:
+    """The Markdown table: `headers` over the first cells, then box AP, box AP50 and mask AP (percent)."""
+    widths = [max(len(h), *(len(cells[i]) for cells, _ in table)) for i, h in enumerate(headers)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " | box AP | box AP50 | mask AP |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|-------:|---------:|--------:|"]
+    for cells, result in table:
         box, segm = result.get("bbox", {}), result.get("segm", {})
-        print(f"| {name.ljust(width)} | {box.get('AP', float('nan')):6.1f} | {box.get('AP50', float('nan')):8.1f} "
-              f"| {segm.get('AP', float('nan')):7.1f} |")
+        metrics = [_percent(box.get("AP"), 6), _percent(box.get("AP50"), 8), _percent(segm.get("AP"), 7)]
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " | " + " | ".join(metrics) + " |")
+    return "\n".join(lines)
+
+
+def _percent(value: float | None, width: int) -> str:
+    return f"{float('nan') if value is None else value:{width}.1f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun directory (hydra.sweep.dir)")
+    parser.add_argument("keys", nargs="*", help="recipe keys to show as columns (e.g. optimizer.lr trainer.max_iter)")
+    args = parser.parse_args(argv)
+    table = rows(args.sweep_dir, args.keys)
+    if not table:
+        raise SystemExit(f"no */results.json under {args.sweep_dir}")
+    print(render(table, args.keys or ["run"]))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import yaml
+from omegaconf import DictConfig
 
-from detrun.config import DEFAULT_RECIPE
+from detrun.config import DEFAULT_RECIPE, load
 from detrun.engine.train import RESULTS_FILE
 
 
@@ -33,3 +34,8 @@ def recipe_overrides(run_dir: Path) -> list[str]:
 def read_results(run_dir: Path) -> dict[str, dict[str, float | None]]:
     """The run's ``results.json``: ``{task: {metric: value in percent, None where undefined}}``."""
     return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
+
+
+def recipe(run_dir: Path) -> DictConfig:
+    """The run's resolved recipe, as the command line saved it (``recipe.yaml``)."""
+    return load(Path(run_dir) / "recipe.yaml")

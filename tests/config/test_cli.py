@@ -11,9 +11,20 @@ from detrun.config import compose
 TOY = str(Path(__file__).parent / "recipes" / "toy.py")
 
 
-def run_cli(*args, cwd=None):
+def run_cli(*args, cwd=None, full_error=False):
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
     return subprocess.run([sys.executable, "-m", "detrun", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def assert_one_line_error(result, *needles):
+    """Exit 2 and a single ``error: ...`` line on stderr holding every needle."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0]
 
 
 def test_override_existing_and_new_key_writes_resolved_recipe(tmp_path):
@@ -88,3 +99,24 @@ def test_backbone_short_name_matches_compose():
 def test_unknown_backbone_short_name():
     result = run_cli("model/backbone=R99")
     assert result.returncode == 2 and "unknown backbone 'R99'" in result.stderr and "R101" in result.stderr
+
+
+def test_wrong_value_type_is_a_one_line_error(tmp_path):
+    result = run_cli(f"recipe={TOY}", "trainer.max_iter=abc")
+    assert_one_line_error(result, "trainer.max_iter takes an integer", "'abc'")
+    result = run_cli(f"recipe={TOY}", "-m", "optimizer.lr=0.1,fast", f"hydra.sweep.dir={tmp_path}")
+    assert_one_line_error(result, "'optimizer.lr=0.1,fast': optimizer.lr takes a number", "'fast'")
+
+
+def test_unresolvable_interpolation_is_a_one_line_error_and_a_traceback_on_request(tmp_path):
+    args = (f"recipe={TOY}", "task=print_config", "~model.in_features", f"hydra.run.dir={tmp_path}")
+    assert_one_line_error(run_cli(*args), "'model.out_features' = '${.in_features}'")
+    assert "Traceback" in run_cli(*args, full_error=True).stderr
+
+
+def test_a_run_s_saved_recipe_runs_again_as_it_is(tmp_path):
+    first = run_cli(f"recipe={TOY}", "task=print_config", "optimizer.lr=0.5", f"hydra.run.dir={tmp_path / 'a'}")
+    assert first.returncode == 0, first.stderr
+    again = run_cli(f"recipe={tmp_path / 'a' / 'recipe.yaml'}", "task=print_config", f"hydra.run.dir={tmp_path / 'b'}")
+    assert again.returncode == 0, again.stderr
+    assert OmegaConf.load(tmp_path / "b" / "recipe.yaml") == OmegaConf.load(tmp_path / "a" / "recipe.yaml")

@@ -119,3 +119,12 @@ def test_save_load_round_trip(tmp_path):
     back = load(tmp_path / "c.yaml")
     assert back == cfg
     assert instantiate(back.m).in_features == 2
+
+
+def test_check_targets_names_arguments_the_target_does_not_take():
+    cfg = OmegaConf.create({"model": {"act": L(torch.nn.ReLU)(inplace=True, depth=50)}})
+    message = (r"^'model\.act' \(torch\.nn\.ReLU\): unknown argument 'depth'; accepted: inplace "
+               r"\(on the command line, delete each one with '~model\.act\.NAME'\)$")
+    with pytest.raises(InstantiationError, match=message):
+        check_targets(cfg)
+    check_targets(OmegaConf.create({"optimizer": L(torch.optim.SGD)(lr=0.1)}))  # `params` comes at build time

@@ -4,9 +4,11 @@ Each name maps to a node for the model's bottom-up network (the ResNet under the
 backbone itself in a model without FPN). Choosing a name merges its node into the recipe's
 when both build the same class, so ``R101`` changes the depth and keeps the recipe's norm,
 ``freeze_at`` and stride placement; a node of another class (your own backbone) replaces it
-(the FPN reads ``bottom_up.out_features``: give your node that argument, or set
-``model.backbone.in_features``).
-Register your own in a recipe or script: ``BACKBONES["tiny"] = L(MyBackbone)(width=32)``.
+(the FPN reads its ``output_shape()``, unless the recipe sets ``model.backbone.in_features``).
+Register your own in a recipe file: ``BACKBONES["tiny"] = L(MyBackbone)(width=32)``, then
+``python -m detrun recipe=my_recipe.py model/backbone=tiny``. This module is imported once and
+shared by every recipe load (`detrun.config.recipes.REGISTRY_MODULES`), so the name stays
+registered in the process from then on: add names, don't edit the entries in place.
 """
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,7 +34,8 @@ def choose_backbone(cfg: DictConfig, name: str) -> DictConfig:
     """
     if name not in BACKBONES:
         raise UnknownBackboneError(f"unknown backbone '{name}'; registered names: {', '.join(BACKBONES)} "
-                                   "(add one to detrun.recipes.common.models.backbones.BACKBONES)")
+                                   "(add one in your recipe file: from detrun.recipes.common.models.backbones "
+                                   "import BACKBONES; BACKBONES['name'] = L(MyBackbone)(...))")
     parent = cfg.model.backbone if "bottom_up" in cfg.model.backbone else cfg.model
     key = "bottom_up" if parent is not cfg.model else "backbone"
     current, chosen = parent[key], BACKBONES[name]

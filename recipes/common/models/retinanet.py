@@ -26,7 +26,7 @@ model = L(RetinaNet)(
             freeze_at=2,
             stride_in_1x1=True,
         ),
-        in_features="${.bottom_up.out_features}",
+        in_features=None,  # every output of bottom_up.output_shape(), finest first
         out_channels=256,
         top_block=L(LastLevelP6P7)(in_channels=2048, out_channels="${..out_channels}", in_feature="res5"),
     ),

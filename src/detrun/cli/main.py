@@ -19,7 +19,8 @@ from detrun.config.compose import (
     TASK_KEYS,
     apply_short_names,
     base_config,
-    check_override_keys,
+    check_interpolations,
+    check_overrides,
     is_group_override,
     parse_overrides,
 )
@@ -81,7 +82,8 @@ def prepare(argv: Sequence[str]) -> list[str]:
     """Check `argv`, register the recipes it selects, and return argv rewritten for Hydra.
 
     Raises:
-        UserError: unknown recipe or task, or an override of a key the recipe doesn't have.
+        UserError: unknown recipe or task, an override of a key the recipe doesn't have, or a
+            value of the wrong type for a number.
     """
     from hydra.core.config_store import ConfigStore
 
@@ -104,7 +106,7 @@ def prepare(argv: Sequence[str]) -> list[str]:
     for choice in choices:
         recipe_file(choice)  # unknown names fail here, listing the available ones
         cfg = apply_short_names(base_config(choice), parsed)
-        check_override_keys(cfg, parsed)
+        check_overrides(cfg, parsed)
         store.store(group=RECIPE_GROUP, name=_store_name(choice), node=cfg, package="_global_")
     app = {
         "defaults": [{RECIPE_GROUP: DEFAULT_RECIPE}, "_self_"],
@@ -124,8 +126,9 @@ def _task_main(cfg: DictConfig) -> None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     try:
+        check_interpolations(cfg)  # Hydra has applied the overrides: `~key` may have removed what one reads
+        (run_dir / "recipe.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         check_targets(cfg)
         run_task(cfg, run_dir)
     except UserError as exc:

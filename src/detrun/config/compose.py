@@ -6,24 +6,23 @@ arguments, without starting (or disturbing) a Hydra application.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import GrammarParseError, InterpolationResolutionError
 
 from detrun.errors import UserError
 
 from .lazy import locate
-
-from .recipes import DEFAULT_RECIPE, get_recipe
+from .recipes import DEFAULT_RECIPE, SHORT_NAME_GROUPS, RecipeError, get_recipe
 
 # Keys the command line adds next to the recipe: what to do, and that task's arguments.
 TASK_KEYS = {"task": "train", "dataset": None, "input": None, "output": None}
 RECIPE_GROUP = "recipe"
-# Command-line short names: ``group=NAME`` calls ``fn(cfg, NAME)``, which edits the recipe in place.
-SHORT_NAME_GROUPS = {"model/backbone": "detrun.recipes.common.models.backbones.choose_backbone"}
 _MISSING = object()
 
 
@@ -96,6 +95,66 @@ def check_override_keys(cfg: DictConfig, overrides: Sequence[Override]) -> None:
             )
 
 
+def check_override_values(cfg: DictConfig, overrides: Sequence[Override]) -> None:
+    """Raise OverrideError for an override that gives a number the recipe holds a value of another type.
+
+    A key whose recipe value is an int takes an int (``trainer.max_iter=abc`` and ``=1.5`` are
+    refused); a float takes any number (``optimizer.lr=abc`` is refused). ``null`` and
+    interpolations pass, and so does anything for other keys (``trainer.resume`` takes a bool or
+    a path). Each value of a sweep is checked.
+    """
+    for override in overrides:
+        key = override.key_or_group
+        if is_group_override(override) or override.type == OverrideType.DEL or key.split(".")[0] == "hydra":
+            continue
+        current = _written_value(cfg, key)
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            continue
+        if override.is_sweep_override():
+            enumerable = override.is_discrete_sweep() and override.value_type != ValueType.GLOB_CHOICE_SWEEP
+            values = list(override.sweep_iterator()) if enumerable else []
+        else:
+            values = [override.value()]
+        expected = "an integer" if isinstance(current, int) else "a number"
+        for value in values:
+            value = getattr(value, "text", value)  # a quoted sweep element comes as a QuotedString
+            if value is None or (isinstance(value, str) and "${" in value):
+                continue
+            ok = isinstance(value, int) if isinstance(current, int) else isinstance(value, (int, float))
+            if isinstance(value, bool) or not ok:
+                raise OverrideError(f"'{override.input_line}': {key} takes {expected} (the recipe has "
+                                    f"{current}), not {value!r}")
+
+
+def check_overrides(cfg: DictConfig, overrides: Sequence[Override]) -> None:
+    """`check_override_keys` and `check_override_values`: what the command line checks before Hydra runs."""
+    check_override_keys(cfg, overrides)
+    check_override_values(cfg, overrides)
+
+
+def check_interpolations(cfg: DictConfig) -> None:
+    """Raise RecipeError naming the key and its interpolation if one of `cfg`'s interpolations
+    can't be resolved (e.g. ``${trainer.seed}`` after ``~trainer.seed`` deleted the key it reads)."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except (InterpolationResolutionError, GrammarParseError) as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        written = _written_value(cfg, key)
+        shown = f" = {written!r}" if written is not None else ""
+        raise RecipeError(f"recipe key '{key}'{shown} can't be resolved: {str(exc).splitlines()[0]}") from exc
+
+
+def _written_value(cfg: DictConfig, key: str):
+    """The value at dotted `key` (``a.b``, ``a.b[0]``) as written, interpolations unresolved; None if absent."""
+    node = OmegaConf.to_container(cfg, resolve=False)
+    for part in re.findall(r"[^.\[\]]+", key):
+        try:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            return None
+    return node
+
+
 def _missing_key_message(cfg: DictConfig, key: str) -> str:
     candidates = [k for k in all_keys(cfg) if not k.endswith("._target_")]
     close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
@@ -119,7 +178,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str] | Sequence[Overrid
                 f"'{override.input_line}' is a sweep; run it with 'python -m detrun -m ...' "
                 "(compose builds a single config)."
             )
-    check_override_keys(cfg, parsed)
+    check_overrides(cfg, parsed)
     for override in parsed:
         key = override.key_or_group
         if is_group_override(override):
@@ -144,6 +203,13 @@ def base_config(recipe: str) -> DictConfig:
 def compose(recipe: str = DEFAULT_RECIPE, overrides: Sequence[str] = ()) -> DictConfig:
     """Return what ``python -m detrun recipe=RECIPE *overrides`` would resolve, as a DictConfig.
 
+    `recipe` is a built-in name, a ``.py`` recipe file or a saved ``recipe.yaml`` (see `get_recipe`).
+
+    Raises:
+        RecipeError: unknown recipe, a recipe file that fails to load, or an interpolation that
+            can't be resolved (named with its key).
+        OverrideError: an override of a missing key, or a value of the wrong type for a number.
+
     Example::
 
         cfg = compose("mask_rcnn_R50", overrides=["trainer.gpus=1", "optimizer.lr=0.01"])
@@ -151,4 +217,6 @@ def compose(recipe: str = DEFAULT_RECIPE, overrides: Sequence[str] = ()) -> Dict
     """
     parsed = parse_overrides(overrides)
     cfg = apply_short_names(base_config(recipe_choice(parsed, default=recipe)), parsed)
-    return apply_overrides(cfg, parsed)
+    apply_overrides(cfg, parsed)
+    check_interpolations(cfg)
+    return cfg

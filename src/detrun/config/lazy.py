@@ -2,13 +2,15 @@
 
 A node is a DictConfig ``{"_target_": "dotted.path.to.callable", **kwargs}``. Nodes nest,
 hold lists and interpolations, and dump to YAML unchanged, because a target is stored as
-its import path, never as the object itself.
+its import path, never as the object itself: ``"torch.optim.SGD"``, or
+``"/abs/path/my_recipe.py:MyBackbone"`` for a class defined in a user recipe file.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,7 +18,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from detrun.errors import UserError
 
+from .recipes import USER_MODULE_PREFIX, RecipeError, recipe_module
+
 TARGET_KEY = "_target_"
+# Between a recipe file's path and an object's name in a target defined in that file.
+FILE_TARGET_SEPARATOR = ":"
 
 
 class InstantiationError(UserError, RuntimeError):
@@ -33,6 +39,9 @@ def _import_path(target: Callable) -> str:
             "functions defined inside other functions can't be saved to YAML: define it at "
             "module level and pass that."
         )
+    if module.startswith(USER_MODULE_PREFIX):
+        # Defined in a user recipe file, whose module name no other process can import: name the file.
+        return f"{sys.modules[module].__file__}{FILE_TARGET_SEPARATOR}{qualname}"
     # Prefer the shortest public path that resolves to the same object
     # (torch.optim.SGD rather than torch.optim.sgd.SGD).
     parts = module.split(".")
@@ -74,7 +83,15 @@ L = LazyCall
 
 
 def locate(path: str) -> Any:
-    """Import ``"package.module.attr.attr"``, trying the longest importable module prefix."""
+    """Import ``"package.module.attr.attr"``, trying the longest importable module prefix, or
+    ``"/path/to/recipe.py:Name.attr"``, an object defined in a recipe file (see `recipe_module`)."""
+    file, separator, attrs = path.rpartition(FILE_TARGET_SEPARATOR)
+    if separator and file.endswith(".py"):
+        try:
+            obj = recipe_module(file)
+        except RecipeError as exc:
+            raise ImportError(f"cannot import '{path}': {exc}") from exc
+        return _getattrs(obj, attrs.split("."), path, None)
     parts = path.split(".")
     if not path or not all(parts):
         raise ImportError(f"'{path}' is not a dotted import path")
@@ -89,13 +106,18 @@ def locate(path: str) -> Any:
                 raise
             error = exc
             continue
-        for attr in parts[split:]:
-            if not hasattr(obj, attr):
-                reason = f": {error}" if error else ""
-                raise ImportError(f"cannot import '{path}'{reason}")
-            obj = getattr(obj, attr)
-        return obj
+        return _getattrs(obj, parts[split:], path, error)
     raise ImportError(f"cannot import '{path}': {error}")
+
+
+def _getattrs(obj: Any, attrs: Sequence[str], path: str, error: Exception | None) -> Any:
+    """``obj.attrs[0].attrs[1]...``, or ImportError naming `path` (and the import `error` that led here)."""
+    for attr in attrs:
+        if not hasattr(obj, attr):
+            reason = f": {error}" if error else ""
+            raise ImportError(f"cannot import '{path}'{reason}")
+        obj = getattr(obj, attr)
+    return obj
 
 
 def instantiate(node: Any, /, **overrides: Any) -> Any:
@@ -129,10 +151,14 @@ def instantiate(node: Any, /, **overrides: Any) -> Any:
 
 
 def check_targets(node: Any, path: str = "") -> None:
-    """Import every ``_target_`` in `node` without calling anything.
+    """Import every ``_target_`` in `node` and check its arguments' names, without calling anything.
+
+    Only unknown arguments are refused: a required one may still come from the caller
+    (``instantiate(cfg.optimizer, params=...)``).
 
     Raises:
-        InstantiationError: naming the first target's config path and its import error.
+        InstantiationError: naming the first bad node's config path and its import error
+            or unknown arguments (e.g. ResNet's ``depth`` left after a ``_target_`` swap).
     """
     if isinstance(node, (DictConfig, ListConfig)):
         node = OmegaConf.to_container(node, resolve=False)
@@ -140,9 +166,13 @@ def check_targets(node: Any, path: str = "") -> None:
         target = node.get(TARGET_KEY)
         if isinstance(target, str):
             try:
-                locate(target)
+                built_by = locate(target)
             except ImportError as exc:
                 raise InstantiationError(f"{_join(path, TARGET_KEY)} = '{target}' can't be imported: {exc}") from exc
+            names = [k for k in node if k != TARGET_KEY]
+            # The usual cause: a `_target_` changed on the command line keeps the old target's arguments.
+            hint = f" (on the command line, delete each one with '~{_join(path, 'NAME')}')"
+            _check_arguments(built_by, names, f"'{path or '<root>'}' ({target})", require_all=False, hint=hint)
         for key, value in node.items():
             check_targets(value, _join(path, key))
     elif isinstance(node, Sequence) and not isinstance(node, (str, bytes)):
@@ -164,7 +194,7 @@ def _build(node: Any, path: str, overrides: Mapping[str, Any] | None = None) -> 
         kwargs = {k: _build(v, _join(path, k)) for k, v in node.items() if k != TARGET_KEY}
         kwargs.update(overrides or {})
         where = f"building '{path or '<root>'}' ({node[TARGET_KEY]})"
-        _check_arguments(target, kwargs, where)
+        _check_arguments(target, list(kwargs), where)
         try:
             return target(**kwargs)
         except (UserError, ValueError) as exc:
@@ -177,8 +207,10 @@ def _build(node: Any, path: str, overrides: Mapping[str, Any] | None = None) -> 
     return node
 
 
-def _check_arguments(target: Callable, kwargs: Mapping[str, Any], where: str) -> None:
-    """Raise InstantiationError if `target` can't take `kwargs`: unknown or missing arguments."""
+def _check_arguments(target: Callable, names: Sequence[str], where: str, *, require_all: bool = True,
+                     hint: str = "") -> None:
+    """Raise InstantiationError if `target` can't take keyword arguments `names`: unknown ones
+    (followed by `hint`), and with `require_all` the required ones `names` lacks."""
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):  # some builtins and C functions have no readable signature
@@ -186,21 +218,19 @@ def _check_arguments(target: Callable, kwargs: Mapping[str, Any], where: str) ->
     params = signature.parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
-        accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        unknown = [_suggest(name, accepted) for name in kwargs if name not in accepted]
-        missing = [
-            repr(n) for n, p in params.items()
-            if p.default is p.empty and p.kind is not p.VAR_POSITIONAL and n not in kwargs
-        ]
-        problems = []
-        if unknown:
-            problems.append(f"unknown argument {', '.join(unknown)}; accepted: {', '.join(accepted)}")
-        if missing:
-            problems.append(f"missing required argument {', '.join(missing)}")
-        raise InstantiationError(f"{where}: {'; '.join(problems) or exc}") from None
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [_suggest(name, accepted) for name in names if name not in accepted]
+    missing = [
+        repr(n) for n, p in params.items()
+        if require_all and p.default is p.empty and p.kind is not p.VAR_POSITIONAL and n not in names
+    ]
+    problems = []
+    if unknown:
+        problems.append(f"unknown argument {', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}{hint}")
+    if missing:
+        problems.append(f"missing required argument {', '.join(missing)}")
+    if problems:
+        raise InstantiationError(f"{where}: {'; '.join(problems)}")
 
 
 def _suggest(name: str, accepted: list[str]) -> str:

@@ -74,23 +74,27 @@ class FPN(Backbone):
     Args:
         bottom_up: the backbone whose features are fused (e.g. `ResNet`).
         in_features: its outputs to use, finest first (e.g. ["res2", "res3", "res4", "res5"]);
-            strides must double from one to the next.
+            strides must double from one to the next. None: every output in
+            ``bottom_up.output_shape()``, sorted by stride.
         out_channels: channels of every pyramid level.
         norm: norm after the lateral and output convs ("" for none, as in the paper).
         top_block: optional module adding coarser levels (`LastLevelMaxPool`, `LastLevelP6P7`).
     """
 
-    def __init__(self, *, bottom_up: Backbone, in_features: list[str], out_channels: int, norm: str = "",
-                 top_block: nn.Module | None = None):
+    def __init__(self, *, bottom_up: Backbone, in_features: list[str] | None = None, out_channels: int,
+                 norm: str = "", top_block: nn.Module | None = None):
         super().__init__()
         in_shapes = bottom_up.output_shape()
+        if in_features is None:
+            in_features = sorted(in_shapes, key=lambda f: in_shapes[f].stride)
         missing = [f for f in in_features if f not in in_shapes]
         if missing:
             raise ValueError(f"FPN in_features {missing} are not outputs of the bottom-up backbone "
                              f"(it has {list(in_shapes)})")
         strides = [in_shapes[f].stride for f in in_features]
         if any(b != 2 * a for a, b in zip(strides, strides[1:])):
-            raise ValueError(f"FPN in_features must have strides doubling level to level, got {strides}")
+            raise ValueError(f"FPN in_features {list(in_features)} must have strides doubling level to level, "
+                             f"got {strides} (set the FPN's in_features to a subset that does)")
         self.bottom_up = bottom_up
         self.in_features = list(in_features)
         self.top_block = top_block
