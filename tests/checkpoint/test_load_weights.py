@@ -4,6 +4,7 @@ The Caffe2 and Detectron2 files are written by the tests from the documented nam
 (Detectron2's `c2_model_loading` conventions: ``res2_0_branch2a_bn_s`` ...), not from detrun's
 converter, so a wrong rule in the converter shows up as a wrong or missing tensor.
 """
+import logging
 import pickle
 import re
 
@@ -14,6 +15,7 @@ import torchvision
 from torch import nn
 
 from detrun.checkpoint import CheckpointError, load_weights
+from detrun.checkpoint.load import load_report
 from detrun.modeling import FPN, FrozenBatchNorm2d, LastLevelMaxPool, ResNet
 
 C2_BRANCH = {"shortcut": "branch1", "conv1": "branch2a", "conv2": "branch2b", "conv3": "branch2c"}
@@ -148,6 +150,27 @@ def test_finetuning_new_classes_skips_predictor(tmp_path):
     assert torch.equal(model["roi_heads"]["box_predictor"]["cls_score"].weight, before)
     with pytest.raises(CheckpointError, match="coco.pth.*strict.*2 shape-mismatched keys"):
         load_weights(tiny_detector(num_classes=3), tmp_path / "coco.pth", strict=True, verbose=False)
+
+
+def test_predictors_left_at_initialisation_are_reported(tmp_path, caplog):
+    """A predictor the file has but can't fill warns (fine-tuning); one the file lacks entirely
+    (a backbone initialisation) doesn't. Either way `untrained_predictors` lists it."""
+    source = randomized(tiny_detector(num_classes=80))
+    torch.save({"model": source.state_dict(), "format": "detrun"}, tmp_path / "coco.pth")
+    backbone = {k: v for k, v in source.state_dict().items() if k.startswith("backbone.")}
+    torch.save({"model": backbone, "format": "detrun"}, tmp_path / "backbone.pth")
+    with caplog.at_level(logging.WARNING, logger="detrun.checkpoint"):
+        report = load_weights(tiny_detector(num_classes=3), tmp_path / "coco.pth", verbose=False)
+    assert report.untrained_predictors() == {"roi_heads.box_predictor.cls_score": ((81,), (4,))}
+    assert caplog.text.count("predictor layers") == 1
+    assert "roi_heads.box_predictor.cls_score (file (81,) vs model (4,))" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="detrun.checkpoint"):
+        model = tiny_detector(num_classes=3)
+        report = load_weights(model, tmp_path / "backbone.pth", verbose=False)
+    assert caplog.text == ""
+    assert report.untrained_predictors() == {"roi_heads.box_predictor.cls_score": (None, (4,))}
+    assert load_report(model) is report
 
 
 @pytest.mark.parametrize("file_depth, model_depth, expected", [

@@ -41,6 +41,33 @@ def test_safe_pickle_refuses_objects(payload, capfd):
     assert MARKER not in capfd.readouterr().out
 
 
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's _reconstruct, as pickles name it
+FOUR_TIB = (2**42,)
+
+
+class HugeArray:
+    """Unpickles as an array of 4 TiB, asked for in one of the ways a pickle can allocate one."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def __reduce__(self):
+        if self.how == "reconstruct":  # numpy's own path: _reconstruct(ndarray, shape, dtype)
+            return _RECONSTRUCT, (np.ndarray, FOUR_TIB, b"b")
+        if self.how == "ndarray":  # a direct call numpy.ndarray(shape, dtype)
+            return np.ndarray, (FOUR_TIB, "b")
+        # _reconstruct of an empty array, then BUILD (__setstate__) with the huge shape
+        return _RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, FOUR_TIB, np.dtype("O"), False, [])
+
+
+@pytest.mark.parametrize("how", ["reconstruct", "ndarray", "setstate"])
+def test_pkl_asking_for_more_than_the_file_is_refused_before_allocating(tmp_path, how):
+    path = tmp_path / "huge.pkl"
+    path.write_bytes(pickle.dumps({"model": {"w": HugeArray(how)}}, protocol=2))
+    with pytest.raises(CheckpointError, match=r"huge\.pkl.*\(4398046511104,\).*more than the whole file"):
+        read_checkpoint(path)
+
+
 def test_pkl_with_code_is_refused_naming_file(tmp_path, capfd):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"model": {"conv1_w": RunsCode()}}))

@@ -54,3 +54,12 @@ def test_check_data_uses_the_recipe_shapes_parameters(tiny_shapes, shapes_root, 
     run_check_data(cfg, tmp_path)
     out = capsys.readouterr().out
     assert "images: 10" in out and "circle" in out and "problems: none" in out
+
+
+def test_check_data_fails_on_a_set_without_images(coco_dir, tmp_path, capsys):
+    empty = dict(coco_dir[2], images=[], annotations=[])
+    (tmp_path / "empty.json").write_text(json.dumps(empty))
+    register_coco_instances("test_check_empty", tmp_path / "empty.json", coco_dir[1])
+    with pytest.raises(DataError, match="1 problems"):
+        run_check_data(OmegaConf.create({"dataset": "test_check_empty"}), tmp_path)
+    assert "no images" in capsys.readouterr().out

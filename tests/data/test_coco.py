@@ -127,3 +127,14 @@ def test_box_within_tolerance_is_accepted(write_coco, coco_dir):
     # rounding overshoot of half a pixel is normal in COCO files; the mapper clips it
     path = write_coco(lambda d: _ann(d, 2).update(bbox=[30, 20, 30.5, 14]))
     assert len(load_coco_json(path, coco_dir[1])) == 3
+
+
+def test_get_dataset_skip_switch_reaches_the_coco_loader(write_coco, coco_dir, caplog):
+    path = write_coco(lambda d: _ann(d, 2).update(bbox=[30, 20, 0, 14]))  # zero-size box
+    register_coco_instances("test_coco_skip_switch", path, coco_dir[1])
+    with pytest.raises(DataError, match="zero-size box"):
+        get_dataset("test_coco_skip_switch")
+    with caplog.at_level(logging.WARNING):
+        records = get_dataset("test_coco_skip_switch", on_error="skip")
+    assert sorted(a["id"] for r in records for a in r["annotations"]) == [1, 3, 4]
+    assert "skipped 1 bad inputs" in caplog.text

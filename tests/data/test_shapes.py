@@ -5,14 +5,16 @@ import json
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 from pycocotools.coco import COCO
 
-from detrun.config import instantiate
-from detrun.data import DatasetCatalog, MetadataCatalog, register_all_builtin, register_shapes, shapes_dataset
+from detrun.config import L, compose, instantiate
+from detrun.data import DatasetCatalog, MetadataCatalog, get_dataset, register_all_builtin, register_shapes, shapes_dataset
 from detrun.data.datasets.mask_tracing import mask_to_polygons
 from detrun.data.datasets.shapes import DEFAULTS, ensure_shapes, generate_shapes, shapes_cache_dir
 from detrun.data.datasets.shapes_render import CLASSES, KEYPOINT_NAMES, render_image
+from detrun.errors import UserError
 
 
 def load(json_file):
@@ -130,3 +132,13 @@ def test_reregistering_updates_metadata_held_elsewhere(tiny_shapes, shapes_root)
     assert held.json_file == str(tiny_shapes[1])
     register_shapes("test_shapes_rereg", num_images=3, seed=5, root=str(shapes_root), **kw)
     assert held.shapes_params["num_images"] == 3 and held.json_file != str(tiny_shapes[1])
+
+
+def test_replacing_only_the_train_set_resolves_and_names_what_to_set():
+    """The README's `dataloader.train.dataset = L(get_dataset)(names="my_train")` on a shapes recipe."""
+    cfg = compose("shapes_mask_rcnn")
+    assert cfg.dataloader.test.dataset.image_size == cfg.dataloader.train.dataset.image_size == 192
+    cfg.dataloader.train.dataset = L(get_dataset)(names="my_train")
+    OmegaConf.to_yaml(cfg, resolve=True)  # every task first saves the resolved recipe
+    with pytest.raises(UserError, match=r"image_size.*dataloader\.test\.dataset=L\(get_dataset\).*evaluator\.dataset_name"):
+        instantiate(cfg.dataloader.test.dataset)

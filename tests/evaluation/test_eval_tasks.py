@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+import torch
 from PIL import Image
 
 from detrun.config import L
@@ -15,7 +16,9 @@ from detrun.errors import UserError
 from detrun.evaluation import COCOEvaluator
 from detrun.evaluation.report import write_training_report
 from detrun.evaluation.tasks import run_eval, run_predict, run_show_data
+from detrun.evaluation.trained_weights import UntrainedPredictorError
 from detrun.config import instantiate
+from evaltest_data import CenterBoxModel
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +45,34 @@ def make_cfg(shapes_root: str, model) -> OmegaConf:
     })
 
 
+def strict_json(path):
+    """The JSON in `path`, refusing Python's NaN/Infinity extensions as any other JSON reader does."""
+    def refuse(constant):
+        raise ValueError(f"{path} holds {constant}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def test_eval_of_an_oracle_scores_100(shapes_root, tmp_path, capsys):
     cfg = make_cfg(shapes_root, L("evaltest_data.OracleModel")(dataset_name="evaltest_shapes_val"))
     run_eval(cfg, tmp_path)
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = strict_json(tmp_path / "results.json")
     assert set(results) == {"bbox", "segm", "keypoints"}  # shapes have masks and keypoints
     assert all(results[t]["AP"] == pytest.approx(100.0) for t in results)
+    assert results["bbox"]["APl"] is None  # no large objects in 64-px images: NaN, written as null
     printed = capsys.readouterr().out
     assert "| bbox " in printed and "circle" in printed
-    assert (tmp_path / "inference" / "coco_instances_results.json").is_file()
+    strict_json(tmp_path / "inference" / "coco_instances_results.json")
+
+
+def test_eval_and_predict_refuse_weights_that_leave_predictors_untrained(shapes_root, tmp_path):
+    coco_like = CenterBoxModel(num_classes=90)  # a file trained for 90 classes ...
+    torch.save({"format": "detrun", "model": coco_like.state_dict()}, tmp_path / "coco.pth")
+    cfg = make_cfg(shapes_root, L("evaltest_data.CenterBoxModel")(num_classes=3, weights=str(tmp_path / "coco.pth")))
+    cfg.input = str(tmp_path / "coco.pth")  # never read: the model is refused first
+    for run in (run_eval, run_predict):  # ... into a 3-class model: its class predictor stays random
+        with pytest.raises(UntrainedPredictorError, match=r"roi_heads\.box_predictor\.cls_score \(file \(91,\) vs "
+                           r"model \(4,\)\).*Fix: model\.num_classes=90\."):
+            run(cfg, tmp_path)
 
 
 def test_predict_on_a_folder(shapes_root, tmp_path):
@@ -72,6 +94,19 @@ def test_predict_on_a_folder(shapes_root, tmp_path):
     cfg.input = str(tmp_path / "missing")
     with pytest.raises(UserError, match="no such file"):
         run_predict(cfg, tmp_path)
+
+
+def test_predict_into_the_input_folder_keeps_every_input(shapes_root, tmp_path):
+    cfg = make_cfg(shapes_root, L("evaltest_data.CenterBoxModel")())
+    record = instantiate(cfg.dataloader.test.dataset)[0]
+    Image.open(record["file_name"]).convert("RGB").save(tmp_path / "a.jpg")
+    shutil.copy(record["file_name"], tmp_path / "a.png")
+    inputs = {name: (tmp_path / name).read_bytes() for name in ("a.jpg", "a.png")}
+    cfg.input = cfg.output = str(tmp_path)
+    run_predict(cfg, tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in inputs} == inputs
+    assert {p.name for p in tmp_path.glob("*.png")} == {"a.png", "a.jpg.png", "a.png.png"}
+    assert len(json.loads((tmp_path / "predictions.json").read_text())) == 2
 
 
 def test_show_data_draws_the_train_set(shapes_root, tmp_path):

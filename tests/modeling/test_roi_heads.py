@@ -14,6 +14,7 @@ from torchvision.ops import roi_align as tv_roi_align
 
 from detrun.modeling.box_regression import Box2BoxTransform
 from detrun.modeling.matcher import Matcher
+from detrun.modeling.proposal_generator.proposal_utils import add_ground_truth_to_proposals
 from detrun.modeling.roi_heads import (
     FastRCNNConvFCHead,
     FastRCNNOutputLayers,
@@ -263,6 +264,36 @@ def test_training_sampling_and_losses_with_empty_image():
     assert all(v.requires_grad for v in losses.values())
     sum(losses.values()).backward()
     assert heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+
+
+def test_empty_batches_as_detectron2_tests_them():
+    """No images at all, or no boxes in any image: empty outputs and zero losses, no crash."""
+    pooler = ROIPooler(output_size=7, scales=SCALES, sampling_ratio=0)
+    assert pooler([torch.rand(0, CHANNELS, 8, 8) for _ in SCALES], []).shape == (0, CHANNELS, 7, 7)
+    no_boxes = [Boxes(torch.zeros(0, 4)) for _ in range(2)]
+    assert pooler(list(_features((64, 64), 2, seed=0).values()), no_boxes).shape == (0, CHANNELS, 7, 7)
+
+    predictor = FastRCNNOutputLayers(in_channels=FC, num_classes=NUM_CLASSES,
+                                     box2box_transform=Box2BoxTransform(weights=(10.0, 10.0, 5.0, 5.0)))
+    logits = torch.randn(0, NUM_CLASSES + 1, requires_grad=True)
+    deltas = torch.randn(0, 4 * NUM_CLASSES, requires_grad=True)
+    losses = predictor.losses((logits, deltas), [])
+    assert {k: v.item() for k, v in losses.items()} == {"loss_cls": 0.0, "loss_box_reg": 0.0}
+    sum(losses.values()).backward()
+    assert logits.grad is not None and deltas.grad is not None
+    assert predictor.inference((logits, deltas), []) == []
+
+
+def test_ground_truth_proposals_keep_the_fields_gt_also_has():
+    proposals = Instances((20, 20), proposal_boxes=Boxes(torch.tensor([[0.0, 0, 5, 5]])),
+                          objectness_logits=torch.tensor([0.3]), foo=torch.tensor([7]), bar=torch.tensor([1.0]))
+    gt = Instances((20, 20), gt_boxes=Boxes(torch.tensor([[1.0, 1, 9, 9], [2, 2, 4, 4]])),
+                   gt_classes=torch.tensor([0, 1]), foo=torch.tensor([8, 9]))
+    [out] = add_ground_truth_to_proposals([gt], [proposals])
+    assert out.foo.tolist() == [7, 8, 9]  # the gt rows take gt's values (Detectron2's rule)
+    assert not out.has("bar")  # gt has none to give
+    assert out.proposal_boxes.tensor[1:].tolist() == gt.gt_boxes.tensor.tolist()
+    assert out.objectness_logits[1:].min() > 20
 
 
 def test_branches_are_checked_and_registered_under_detectron2_names():

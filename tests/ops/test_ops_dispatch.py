@@ -89,3 +89,12 @@ def test_kernels_compile_for_a_gpu():
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert len(lines) >= 5 and all(line.endswith(" ok") for line in lines)
+
+
+def test_first_op_inside_jit_trace(no_env):
+    """The lazy torchvision check may first run inside torch.jit.trace (a fresh process: it is cached)."""
+    code = ("import torch; from detrun.ops import roi_align;"
+            "x, b = torch.rand(1, 1, 8, 8), torch.tensor([[0, 0, 0, 4, 4.0]]);"
+            "traced = torch.jit.trace(lambda x, b: roi_align(x, b, 2), (x, b), check_trace=False);"
+            "assert torch.equal(traced(x, b), roi_align(x, b, 2))")
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, capture_output=True)

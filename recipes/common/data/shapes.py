@@ -49,9 +49,11 @@ dataloader.train = L(build_train_loader)(
 )
 
 _shared = ("image_size", "min_objects", "max_objects", "min_size", "max_size", "occlusion_prob", "max_occluded_fraction")
+# oc.select: a recipe that replaces the train set with another kind still resolves (the values are
+# then null, and building this val set says to replace it too).
 dataloader.test = L(build_test_loader)(
     dataset=L(shapes_dataset)(name="shapes_val", num_images=250, seed=1,
-                              **{k: f"${{...train.dataset.{k}}}" for k in _shared}),
+                              **{k: f"${{oc.select:...train.dataset.{k},null}}" for k in _shared}),
     mapper=L(DatasetMapper)(is_train=False, augmentations=[], image_format="${...train.mapper.image_format}"),
     batch_size=1,
     num_workers=0,

@@ -2,7 +2,7 @@
 write training checkpoints atomically (`io`)."""
 from .formats import ConvertedWeights, convert_checkpoint
 from .io import load_training_checkpoint, save_atomic
-from .load import LoadReport, load_weights
+from .load import LoadReport, load_report, load_weights
 from .reading import CheckpointError, read_checkpoint
 from .safe_pickle import UnsafePickleError, safe_load_pickle
 
@@ -12,6 +12,7 @@ __all__ = [
     "LoadReport",
     "UnsafePickleError",
     "convert_checkpoint",
+    "load_report",
     "load_training_checkpoint",
     "load_weights",
     "read_checkpoint",

@@ -1,20 +1,40 @@
 """`load_weights`: put any supported checkpoint into a model, reporting what did and didn't fit."""
 from __future__ import annotations
 
+import logging
 import sys
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 
+from detrun.utils import comm
+
 from .formats import convert_checkpoint
 from .model_layout import ModelLayout
 from .reading import CheckpointError, read_checkpoint
+
+logger = logging.getLogger(__name__)
 
 # Training-time running state, not weights: BatchNorm's step counter (absent from frozen norms)
 # and RetinaNet's loss normaliser. Other libraries' files lack them; never reported as missing.
 _RUNNING_STATE = ("num_batches_tracked", "loss_normalizer")
 _EXAMPLES = 5
+# The layers that turn features into outputs (class logits, box deltas, mask and keypoint
+# logits, RPN objectness and deltas): Fast R-CNN's box_predictor.{cls_score,bbox_pred},
+# mask_head.predictor, keypoint_head.score_lowres, RetinaNet's head.{cls_score,bbox_pred},
+# rpn_head.{objectness_logits,anchor_deltas}. Left at their initialisation they output noise.
+PREDICTOR_LAYERS = ("cls_score", "bbox_pred", "predictor", "score_lowres", "objectness_logits", "anchor_deltas")
+# The report of the last `load_weights` into each model, for callers that didn't load it themselves.
+_REPORTS: weakref.WeakKeyDictionary[nn.Module, LoadReport] = weakref.WeakKeyDictionary()
+
+
+def predictor_layer(key: str) -> str | None:
+    """The predictor layer (module path, e.g. ``roi_heads.box_predictor.cls_score``) a state-dict
+    key belongs to, or None if it belongs to no predictor layer (see PREDICTOR_LAYERS)."""
+    module = key.rpartition(".")[0]
+    return module if module.rpartition(".")[2] in PREDICTOR_LAYERS else None
 
 
 @dataclass
@@ -28,6 +48,7 @@ class LoadReport:
         unexpected: file keys (converted names) the model doesn't have.
         mismatched: (key, file shape, model shape) of same-named tensors of different shapes (not loaded).
         ignored: file keys deliberately skipped (ImageNet classifier, pixel statistics, ...).
+        missing_shapes: model shape of each `missing` key.
     """
 
     path: str
@@ -37,6 +58,30 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    missing_shapes: dict[str, tuple] = field(default_factory=dict, repr=False)
+
+    def untrained_predictors(self) -> dict[str, tuple[tuple | None, tuple]]:
+        """Predictor layers (module path → (file shape or None if absent, model shape) of the
+        output-sized tensor: the bias, else the weight) that kept their initialisation."""
+        shapes = {k: (None, b) for k, b in self.missing_shapes.items()}
+        shapes.update({k: (a, b) for k, a, b in self.mismatched})
+        layers: dict[str, tuple[tuple | None, tuple]] = {}
+        for key in sorted(shapes, key=lambda k: not k.endswith(".bias")):  # biases first
+            layer = predictor_layer(key)
+            if layer is not None and layer not in layers:
+                layers[layer] = shapes[key]
+        return layers
+
+    def predictors_skipped_from_file(self) -> dict[str, tuple[tuple | None, tuple]]:
+        """The `untrained_predictors` of heads the file did have: a predictor whose tensors
+        don't fit (another class count), or one missing next to loaded layers of its head.
+        Fine-tuning on new classes starts like this; a backbone initialisation does not."""
+        def head_loaded(layer: str) -> bool:
+            head = layer.rpartition(".")[0] + "."
+            return any(k.startswith(head) for k in self.loaded)
+
+        return {layer: shapes for layer, shapes in self.untrained_predictors().items()
+                if shapes[0] is not None or head_loaded(layer)}
 
     def table(self) -> str:
         """Human-readable summary and one row per module with problems (keys grouped as ``mod.{a,b}``)."""
@@ -110,11 +155,29 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = False, ve
             to_load[key] = value
     report.loaded = list(to_load)
     report.missing = [k for k in model_state if k not in converted.state_dict and not k.endswith(_RUNNING_STATE)]
+    report.missing_shapes = {k: tuple(model_state[k].shape) for k in report.missing}
     if verbose:
         print(report.table(), file=sys.stdout, flush=True)
     _check_fit(report, converted.state_dict, ModelLayout(model_state.keys(), path).trunk, strict)
     model.load_state_dict(to_load, strict=False)
+    skipped = report.predictors_skipped_from_file()
+    if skipped and comm.is_main_process():
+        logger.warning("weights file '%s' leaves these predictor layers at their initialisation: %s. Right when "
+                       "fine-tuning on other classes; to use the file's predictors, build the model for the "
+                       "file's class count.", report.path, describe_predictors(skipped))
+    _REPORTS[model] = report
     return report
+
+
+def load_report(model: nn.Module) -> LoadReport | None:
+    """The report of the last `load_weights` into `model` (e.g. by its ``weights=`` argument), or None."""
+    return _REPORTS.get(model)
+
+
+def describe_predictors(layers: dict[str, tuple[tuple | None, tuple]]) -> str:
+    """``layer (file (91,) vs model (4,))`` or ``layer (not in the file)`` for each layer, comma-separated."""
+    return ", ".join(f"{layer} (file {a} vs model {b})" if a is not None else f"{layer} (not in the file)"
+                     for layer, (a, b) in layers.items())
 
 
 def _check_fit(report: LoadReport, file_state: dict, trunk: str | None, strict: bool) -> None:

@@ -18,6 +18,7 @@ from .datasets import (
 from .detection_utils import annotations_to_instances, filter_empty_instances, read_image, transform_instance_annotations
 from .mapper import DatasetMapper
 from .problems import DataError, DatasetNotFoundError
+from .registrations import carry_registrations
 from .samplers import InferenceSampler, RepeatFactorTrainingSampler, TrainingSampler
 
 register_all_builtin()
@@ -38,6 +39,7 @@ __all__ = [
     "annotations_to_instances",
     "build_test_loader",
     "build_train_loader",
+    "carry_registrations",
     "datasets_root",
     "filter_empty_instances",
     "get_dataset",

@@ -4,6 +4,7 @@ Loaders yield ``list[dict]`` batches (no stacking; the model pads with ImageList
 """
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +15,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from .catalog import DatasetCatalog, MetadataCatalog
 from .problems import DataError, ProblemLog
+from .registrations import Snapshot, restore, snapshot
 from .samplers import (
     GroupedBatchSampler,
     InferenceSampler,
@@ -31,7 +33,9 @@ def get_dataset(names: str | Sequence[str], *, on_error: str = "raise") -> list[
     """Records of one or more registered data sets, concatenated, checked for bad annotations.
 
     `on_error`: "raise" at the first bad annotation (DataError naming file and annotation id), or
-    "skip" it with one counted warning. Several names must share thing_classes.
+    "skip" it with one counted warning, for every kind of data set (COCO, shapes, your own
+    function); "skip" also overrides a data set registered with ``on_error="raise"``. Several
+    names must share thing_classes.
     """
     names = [names] if isinstance(names, str) else list(names)
     if not names:
@@ -39,7 +43,8 @@ def get_dataset(names: str | Sequence[str], *, on_error: str = "raise") -> list[
     records, classes = [], None
     for name in names:
         meta = MetadataCatalog.get(name)
-        recs = DatasetCatalog.get(name)
+        # Loaders that check annotations themselves (COCO, shapes) skip too; "raise" keeps their own choice.
+        recs = DatasetCatalog.get(name, on_error="skip" if on_error == "skip" else None)
         source = str(meta.get("json_file") or f"data set '{name}'")
         log = ProblemLog(on_error)
         keypoint_names = meta.get("keypoint_names")
@@ -102,9 +107,15 @@ def _list_collate(batch: list[dict]) -> list[dict]:
     return batch
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(registrations: Snapshot, _: int) -> None:
     # One thread per worker: workers are processes already, and CPU training needs the cores.
     torch.set_num_threads(1)
+    # A worker started fresh (spawn/forkserver) lacks what a recipe registered; mappers may look it up.
+    restore(registrations)
+
+
+def _worker_init_fn(num_workers: int) -> Callable[[int], None] | None:
+    return functools.partial(_worker_init, snapshot()) if num_workers > 0 else None
 
 
 class TrainLoader:
@@ -124,7 +135,7 @@ class TrainLoader:
         self.batch_sampler.start_batch = self.batches_consumed
         loader = DataLoader(
             self.dataset, batch_sampler=self.batch_sampler, collate_fn=_list_collate, num_workers=self.num_workers,
-            worker_init_fn=_worker_init if self.num_workers > 0 else None,
+            worker_init_fn=_worker_init_fn(self.num_workers),
             prefetch_factor=4 if self.num_workers > 0 else None,
         )
         for batch in loader:
@@ -186,5 +197,5 @@ def build_test_loader(*, dataset: Sequence[dict], mapper: Callable, batch_size: 
     sampler = InferenceSampler(len(records), rank=rank, world_size=world_size)
     return DataLoader(
         MapDataset(records, mapper), batch_sampler=BatchSampler(sampler, batch_size, drop_last=False),
-        collate_fn=_list_collate, num_workers=num_workers, worker_init_fn=_worker_init if num_workers > 0 else None,
+        collate_fn=_list_collate, num_workers=num_workers, worker_init_fn=_worker_init_fn(num_workers),
     )

@@ -6,6 +6,7 @@ it runs only when the data set is asked for, so registering every built-in name 
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -43,11 +44,16 @@ class _DatasetCatalog:
             raise ValueError(f"data set '{name}' is already registered (pass overwrite=True to replace it)")
         self._fns[name] = fn
 
-    def get(self, name: str) -> list[dict]:
-        """Call the function registered as `name` and return its records."""
+    def get(self, name: str, *, on_error: str | None = None) -> list[dict]:
+        """Call the function registered as `name` and return its records.
+
+        `on_error` ("raise" / "skip" bad annotations), if given, goes to a function that takes an
+        ``on_error`` argument (the COCO and shapes loaders do) instead of what it was registered with.
+        """
         if name not in self._fns:
             raise _unknown(name, list(self._fns))
-        records = self._fns[name]()
+        fn = self._fns[name]
+        records = fn(on_error=on_error) if on_error is not None and _takes_on_error(fn) else fn()
         if not isinstance(records, list):
             raise TypeError(f"the function registered for data set '{name}' returned {type(records)}, not a list of dicts")
         return records
@@ -60,6 +66,13 @@ class _DatasetCatalog:
 
     def remove(self, name: str) -> None:
         self._fns.pop(name, None)
+
+
+def _takes_on_error(fn: Callable) -> bool:
+    try:
+        return "on_error" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # some builtins have no signature
+        return False
 
 
 class Metadata:

@@ -77,6 +77,9 @@ def check_dataset(name: str, *, decode_workers: int = 2) -> CheckReport:
             if n > 1:
                 log.add("duplicate annotation id", source, f"{n} annotations share id {dup}", annotation_id=dup)
 
+    if not records:  # get_dataset refuses an empty set, so training would
+        log.add("no images", source, "the data set has no (usable) images; training refuses it")
+
     def check_image(record: dict) -> tuple[str, str] | None:
         try:
             check_image_size(record, read_image(record["file_name"], image_id=record.get("image_id")))

@@ -14,6 +14,7 @@ from detrun.utils import comm
 
 from . import coco_backends
 from .coco_format import cached_records_to_coco
+from .json_files import to_json
 from .coco_metrics import empty_metrics, summarize
 from .coco_results import RESULT_KEYS, instances_to_coco_results, results_for_task
 from .tables import per_category_table, summary_table
@@ -135,7 +136,7 @@ class COCOEvaluator:
             results = [dict(r, image_id=i) for p, i in zip(predictions, image_ids) for r in p["results"]]
         if self._output_dir is not None:
             self._output_dir.mkdir(parents=True, exist_ok=True)
-            (self._output_dir / "coco_instances_results.json").write_text(json.dumps(results, separators=(",", ":")))
+            (self._output_dir / "coco_instances_results.json").write_text(to_json(results, separators=(",", ":")))
 
         if not results:
             logger.warning("No predictions on %s (%d images): every metric is 0.", self.dataset_name, len(image_ids))

@@ -19,6 +19,7 @@ from detrun.errors import UserError
 from detrun.structures import BoxMode
 
 from .coco_results import KEYPOINT_OFFSET
+from .json_files import to_json
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def cached_records_to_coco(
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataset))
+        tmp.write_text(to_json(dataset))
         tmp.replace(cache_file)  # atomic: a reader never sees half a file
         logger.info("Converted data set %r to COCO format: %s", dataset_name, cache_file)
     return dataset

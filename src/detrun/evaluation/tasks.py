@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-import json
+import itertools
 import logging
 from pathlib import Path
 
@@ -22,8 +22,10 @@ from detrun.utils.visualize import draw_record, image_grid
 
 from .coco_results import instances_to_coco_results
 from .inference import inference_on_dataset
+from .json_files import to_json
 from .pictures import SCORE_THRESHOLD, draw_outputs, drawing_style
 from .tables import per_category_table, summary_table
+from .trained_weights import check_trained_predictors
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +56,13 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> None:
 
 def _eval_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     model = instantiate(cfg.model).to(device)
+    check_trained_predictors(model, cfg, "eval")
     loader = instantiate(cfg.dataloader.test)  # first: building a data set may (re)register its name
     evaluator = instantiate(cfg.evaluator, output_dir=str(run_dir / "inference"))
     amp = OmegaConf.select(cfg, "trainer.amp", default="off")
     results = inference_on_dataset(model, loader, evaluator, amp=amp)
     if comm.is_main_process():
-        (run_dir / "results.json").write_text(json.dumps(results, indent=1))
+        (run_dir / "results.json").write_text(to_json(results, indent=1))
         print(summary_table(results))
         print()
         print(per_category_table(results))
@@ -80,11 +83,19 @@ def _input_images(path_value: str | None) -> list[Path]:
     return images
 
 
-def _picture_name(path: Path, used: set[str]) -> str:
-    """``<stem>.png``, or ``<name>.png`` when another input had the same stem (a.jpg, a.png)."""
-    name = f"{path.stem}.png" if f"{path.stem}.png" not in used else f"{path.name}.png"
-    used.add(name)
-    return name
+def _picture_paths(images: list[Path], out_dir: Path) -> list[Path]:
+    """Where the picture of each input goes: ``<stem>.png``, else ``<name>.png`` (a.jpg next to
+    a.png), else ``<name>.<k>.png``; never one path twice and never an input's own path, so
+    predicting into the input folder leaves every input as it was."""
+    inputs = {p.resolve() for p in images}
+    taken, paths = set(), []
+    for path in images:
+        names = itertools.chain([f"{path.stem}.png", f"{path.name}.png"],
+                                (f"{path.name}.{k}.png" for k in itertools.count(2)))
+        out = next(out_dir / n for n in names if n not in taken and (out_dir / n).resolve() not in inputs)
+        taken.add(out.name)
+        paths.append(out)
+    return paths
 
 
 def run_predict(cfg: DictConfig, run_dir: Path) -> None:
@@ -101,19 +112,17 @@ def run_predict(cfg: DictConfig, run_dir: Path) -> None:
     _warn_without_weights(cfg)
     use_gpu = int(OmegaConf.select(cfg, "trainer.gpus", default=0) or 0) > 0 and torch.cuda.is_available()
     model = instantiate(cfg.model).to("cuda" if use_gpu else "cpu").eval()
+    check_trained_predictors(model, cfg, "predict")
     mapper = instantiate(cfg.dataloader.test.mapper)
     style = drawing_style(OmegaConf.select(cfg, "evaluator.dataset_name"))
     names = style.get("class_names")
     threshold = float(OmegaConf.select(cfg, "score_threshold", default=SCORE_THRESHOLD))
-    predictions, used = [], set()
-    for path in images:
+    predictions = []
+    for path, out_file in zip(images, _picture_paths(images, out_dir)):
         inputs = [mapper({"file_name": str(path), "image_id": path.name})]
         with torch.no_grad():
             outputs = model(inputs)
         instances = outputs[0]["instances"].to("cpu")
-        out_file = out_dir / _picture_name(path, used)
-        if out_file.resolve() == path.resolve():
-            raise UserError(f"output={out_dir} would overwrite the input image {path}; choose another output folder")
         draw_outputs(inputs, outputs, style, threshold)[0].save(out_file)
         for result in instances_to_coco_results(instances, path.name):
             category = result["category_id"]
@@ -121,7 +130,7 @@ def run_predict(cfg: DictConfig, run_dir: Path) -> None:
             predictions.append(result)
         logger.info("%s: %d detections (%d >= %.2f) -> %s", path, len(instances),
                     int((instances.scores >= threshold).sum()), threshold, out_file)
-    (out_dir / "predictions.json").write_text(json.dumps(predictions))
+    (out_dir / "predictions.json").write_text(to_json(predictions))
     print(f"{len(images)} pictures and predictions.json written to {out_dir}")
 
 

@@ -15,9 +15,11 @@ applies, so one env var can steer a whole model.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -55,11 +57,24 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
     return _triton_unavailable(device.type)
 
 
+@contextlib.contextmanager
+def _tracer_paused() -> Iterator[None]:
+    """Pause `torch.jit.trace` (if it is running) for torchvision's first import, which calls one
+    of torchvision's ops returning an int: the tracer refuses that mid-trace."""
+    state = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)
+    try:
+        yield
+    finally:
+        torch._C._set_tracing_state(state)
+
+
 @functools.cache
 def _torchvision_unavailable() -> str | None:
     try:
-        import torchvision  # noqa: F401
-        from torchvision.extension import _has_ops
+        with _tracer_paused():
+            import torchvision  # noqa: F401
+            from torchvision.extension import _has_ops
     except ImportError as e:
         return f"torchvision is not importable ({e})"
     if not _has_ops():

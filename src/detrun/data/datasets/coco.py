@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import colorsys
 import contextlib
+import functools
 import io
 import json
 import os
@@ -182,9 +183,18 @@ def register_coco_instances(name: str, json_file: str | os.PathLike, image_root:
     if overwrite:
         meta.clear()
     meta.set(json_file=json_file, image_root=image_root, evaluator_type="coco", **(metadata or {}))
+    # Partials of module functions, not lambdas: metadata is pickled into spawned processes (`registrations`).
     for key in ("thing_classes", "thing_dataset_id_to_contiguous_id"):
-        meta.set_lazy(key, lambda key=key: categories_metadata(meta.json_file)[key])
-    meta.set_lazy("thing_colors", lambda: default_colors(len(meta.thing_classes)))
+        meta.set_lazy(key, functools.partial(_category_metadata, name, key))
+    meta.set_lazy("thing_colors", functools.partial(_default_colors_of, name))
+
+
+def _category_metadata(name: str, key: str):
+    return categories_metadata(MetadataCatalog.get(name).json_file)[key]
+
+
+def _default_colors_of(name: str) -> list[list[int]]:
+    return default_colors(len(MetadataCatalog.get(name).thing_classes))
 
 
 class _CocoLoader:
@@ -194,6 +204,6 @@ class _CocoLoader:
         self.args = (json_file, image_root)
         self.name, self.on_error, self.not_found_hint = name, on_error, not_found_hint
 
-    def __call__(self) -> list[dict]:
-        return load_coco_json(*self.args, dataset_name=self.name, on_error=self.on_error,
+    def __call__(self, on_error: str | None = None) -> list[dict]:
+        return load_coco_json(*self.args, dataset_name=self.name, on_error=on_error or self.on_error,
                               not_found_hint=self.not_found_hint)

@@ -13,6 +13,7 @@ parameter (or GENERATOR_VERSION) changes. Recipes use `shapes_dataset`; the buil
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ..catalog import DatasetCatalog, MetadataCatalog
+from ..problems import DataError
 from .paths import datasets_root
 from .coco import load_coco_json
 from .mask_tracing import mask_to_polygons
@@ -186,8 +188,14 @@ def register_shapes(name: str, *, num_images: int, seed: int, image_size: int = 
         evaluator_type="coco",
         shapes_params=params,
     )
-    meta.set_lazy("json_file", lambda: str(ensure_shapes(params, root)))
-    meta.set_lazy("image_root", lambda: str(ensure_shapes(params, root).parent / "images"))
+    # Partials, not lambdas: metadata is pickled into spawned processes (`detrun.data.registrations`).
+    meta.set_lazy("json_file", functools.partial(_shapes_path, params, root, "annotations.json"))
+    meta.set_lazy("image_root", functools.partial(_shapes_path, params, root, "images"))
+
+
+def _shapes_path(params: dict, root: str | None, name: str) -> str:
+    """Path of `name` in the generated set's folder (generating it first if needed)."""
+    return str(ensure_shapes(params, root).parent / name)
 
 
 class _ShapesLoader:
@@ -196,9 +204,10 @@ class _ShapesLoader:
     def __init__(self, name: str, params: dict, root: str | None, on_error: str):
         self.name, self.params, self.root, self.on_error = name, params, root, on_error
 
-    def __call__(self) -> list[dict]:
+    def __call__(self, on_error: str | None = None) -> list[dict]:
         json_file = ensure_shapes(self.params, self.root)
-        return load_coco_json(json_file, json_file.parent / "images", dataset_name=self.name, on_error=self.on_error)
+        return load_coco_json(json_file, json_file.parent / "images", dataset_name=self.name,
+                              on_error=on_error or self.on_error)
 
 
 def shapes_dataset(*, name: str = "shapes_train", num_images: int = SPLITS["shapes_train"]["num_images"],
@@ -212,10 +221,19 @@ def shapes_dataset(*, name: str = "shapes_train", num_images: int = SPLITS["shap
 
     ``L(shapes_dataset)(name="shapes_val", num_images=250, seed=1, image_size=192)``. Registering
     under the name keeps ``MetadataCatalog.get(name)`` (used by the evaluator) in step with the data.
+    A parameter given as None (an interpolation that found no value) is refused with what to set.
     """
-    register_shapes(name, num_images=num_images, seed=seed, image_size=image_size, min_objects=min_objects,
-                    max_objects=max_objects, min_size=min_size, max_size=max_size, occlusion_prob=occlusion_prob,
-                    max_occluded_fraction=max_occluded_fraction, root=root, on_error=on_error)
+    given = dict(image_size=image_size, min_objects=min_objects, max_objects=max_objects, min_size=min_size,
+                 max_size=max_size, occlusion_prob=occlusion_prob, max_occluded_fraction=max_occluded_fraction)
+    unset = [key for key, value in given.items() if value is None]
+    if unset:
+        # The shapes recipes' val set copies these from dataloader.train.dataset (recipes/common/data/shapes.py).
+        raise DataError(
+            f"shapes data set '{name}' got no value for {', '.join(unset)}: in the shapes recipes the val set copies "
+            "them from dataloader.train.dataset, which is no shapes set now. Evaluate on your own data: set "
+            "dataloader.test.dataset=L(get_dataset)(names='MY_VAL') and evaluator.dataset_name='MY_VAL' next to "
+            "dataloader.train.dataset")
+    register_shapes(name, num_images=num_images, seed=seed, **given, root=root, on_error=on_error)
     return DatasetCatalog.get(name)
 
 

@@ -86,6 +86,11 @@ def add_ground_truth_to_proposals(targets: list[Instances], proposals: list[Inst
 
     Gives the ROI heads perfectly placed positives early in training (Detectron2's and
     torchvision's practice).
+
+    Other fields of the proposals (anything besides `proposal_boxes` and `objectness_logits`)
+    are kept when the gt Instances have a field of that name, whose values the gt rows then
+    take (Detectron2's rule); the rest are dropped from the result, since gt boxes have no
+    value for them.
     """
     # logit of probability 1 - 1e-10: "certainly an object", finite.
     gt_logit = math.log((1.0 - 1e-10) / 1e-10)
@@ -97,5 +102,11 @@ def add_ground_truth_to_proposals(targets: list[Instances], proposals: list[Inst
             proposal_boxes=gt.gt_boxes.to(logits.device),
             objectness_logits=torch.full((len(gt),), gt_logit, dtype=logits.dtype, device=logits.device),
         )
-        out.append(Instances.cat([props, gt_props]))
+        kept = Instances(props.image_size)
+        for name, value in props.get_fields().items():
+            if gt_props.has(name) or gt.has(name):
+                kept.set(name, value)
+                if not gt_props.has(name):
+                    gt_props.set(name, gt.get(name))
+        out.append(Instances.cat([kept, gt_props]))
     return out

@@ -86,6 +86,9 @@ class FastRCNNOutputLayers(nn.Module):
                 (C = background) and, for images with gt, `gt_boxes`.
         """
         logits, deltas = predictions
+        if not proposals:  # a batch without images: zero losses, still connected to the predictions
+            zero = logits.sum() * 0.0 + deltas.sum() * 0.0
+            return {"loss_cls": zero, "loss_box_reg": zero.clone()}
         gt_classes = torch.cat([p.gt_classes for p in proposals])
         proposal_boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])
         # Images without gt carry no gt_boxes; their proposals are all background, never regressed.
@@ -126,6 +129,8 @@ class FastRCNNOutputLayers(nn.Module):
 
     def inference(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> list[Instances]:
         """Per image: Instances with `pred_boxes`, `scores`, `pred_classes` (see the class docstring)."""
+        if not proposals:
+            return []
         boxes = self.predict_boxes(predictions, proposals)
         probs = self.predict_probs(predictions, proposals)
         return [self.detections(b, s, p.image_size) for b, s, p in zip(boxes, probs, proposals)]

@@ -88,6 +88,8 @@ class ROIPooler(nn.Module):
         """
         if len(features) != len(self.scales):
             raise ValueError(f"ROIPooler was built for {len(self.scales)} levels, got {len(features)} feature maps")
+        if not box_lists:  # a batch without images (Detectron2 allows it): nothing to pool
+            return features[0].new_zeros((0, features[0].shape[1]) + self.output_size)
         boxes = torch.cat([b.tensor for b in box_lists]).float()
         image_idx = torch.repeat_interleave(
             torch.arange(len(box_lists), device=boxes.device, dtype=boxes.dtype),
