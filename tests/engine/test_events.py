@@ -36,3 +36,26 @@ def test_windowed_means_and_flattened_results():
     assert window.means() == {"a": 3.0}
     results = {"bbox": {"AP": 40.0, "AP-cat": 1, "per_class": "table"}, "n": True}
     assert flatten_results(results) == {"bbox/AP": 40.0, "bbox/AP-cat": 1.0}
+
+
+def test_non_finite_values_are_written_as_null(tmp_path):
+    """JSON has no NaN: an AP without ground truth to score is written as null."""
+    writer = MetricsWriter(tmp_path, tensorboard=False)
+    writer.write(1, {"bbox/APl": float("nan"), "loss": float("inf"), "bbox/AP": 12.5})
+    writer.close()
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    line = (tmp_path / "metrics.jsonl").read_text()
+    assert json.loads(line, parse_constant=refuse) == {"iteration": 1, "bbox/APl": None, "loss": None, "bbox/AP": 12.5}
+
+
+def test_windowed_means_state_round_trip():
+    window = WindowedMeans(2)
+    for value in (1.0, 2.0, 4.0):
+        window.add({"a": value})
+    restored = WindowedMeans(2)
+    restored.load_state_dict(window.state_dict())
+    restored.add({"a": 8.0})
+    assert restored.means() == {"a": 6.0}

@@ -47,8 +47,13 @@ class MetricsWriter:
                 self._tb = SummaryWriter(str(run_dir), purge_step=start_iter + 1 if start_iter else None)
 
     def write(self, iteration: int, scalars: Mapping[str, float]) -> None:
-        """Record `scalars` (name -> float) at `iteration`; flushed at once so a crash loses nothing."""
-        self._file.write(json.dumps({"iteration": iteration, **scalars}) + "\n")
+        """Record `scalars` (name -> float) at `iteration`; flushed at once so a crash loses nothing.
+
+        A NaN or infinite value (e.g. an AP with no ground truth to score) is written as ``null``:
+        JSON has no NaN, and strict readers refuse Python's ``NaN``.
+        """
+        record = {"iteration": iteration, **{k: v if math.isfinite(v) else None for k, v in scalars.items()}}
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
         self._file.flush()
         if self._tb is not None:
             for name, value in scalars.items():
@@ -86,6 +91,13 @@ class WindowedMeans:
 
     def means(self) -> dict[str, float]:
         return {name: math.fsum(v) / len(v) for name, v in self._values.items() if v}
+
+    def state_dict(self) -> dict:
+        """``{"values": {name: [oldest .. newest]}}``: plain lists, readable with weights_only=True."""
+        return {"values": {name: list(v) for name, v in self._values.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._values = {name: deque(v, maxlen=self.window) for name, v in state["values"].items()}
 
 
 def flatten_results(results: Mapping, prefix: str = "") -> dict[str, float]:
