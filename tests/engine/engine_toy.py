@@ -168,14 +168,16 @@ class ToyEvaluator:
 
 
 class CrashAfter(Hook):
-    """Raises after step `iteration` (after that step's checkpoint), like a job killed right then."""
+    """Raises after step `iteration` (after that step's checkpoint), like a job killed right then;
+    with ``interrupt=True`` a KeyboardInterrupt, as Ctrl-C does."""
 
-    def __init__(self, *, iteration: int, rank: int = -1):
-        self.iteration, self.rank = iteration, rank
+    def __init__(self, *, iteration: int, rank: int = -1, interrupt: bool = False):
+        self.iteration, self.rank, self.interrupt = iteration, rank, interrupt
 
     def after_step(self, state: TrainState) -> None:
         if state.iteration == self.iteration and self.rank in (-1, comm.get_rank()):
-            raise RuntimeError(f"crash after step {state.iteration} on rank {comm.get_rank()}")
+            raise (KeyboardInterrupt if self.interrupt else RuntimeError)(
+                f"crash after step {state.iteration} on rank {comm.get_rank()}")
 
 
 class RecordSteps(Hook):
@@ -223,6 +225,21 @@ def train_toy(run_dir: Path, cfg: DictConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     run_train(cfg, run_dir)
     return run_dir
+
+
+def straight_and_resumed(root: Path, cfg: DictConfig, crash_after: int) -> tuple[Path, Path]:
+    """Train `cfg` uninterrupted in ``root/straight``, and in ``root/resumed`` crashed right
+    after step `crash_after` (and its checkpoint), then resumed to the end; return both run dirs."""
+    import pytest  # only tests call this; the launcher processes they start import this module too
+
+    straight = train_toy(root / "straight", cfg)
+    crashed = cfg.copy()
+    crashed.trainer.hooks = [L(CrashAfter)(iteration=crash_after)]
+    with pytest.raises(RuntimeError, match=f"crash after step {crash_after}"):
+        train_toy(root / "resumed", crashed)
+    resume = cfg.copy()
+    resume.trainer.resume = True
+    return straight, train_toy(root / "resumed", resume)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -77,3 +77,16 @@ def test_rng_state_restores_every_generator():
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
     rng.load_state_dict(saved)
     assert (random.random(), np.random.rand(), torch.rand(1).item(), np.random.randn()) == first
+
+
+def test_retention_counts_only_this_runs_checkpoints(tmp_path):
+    """Checkpoints of later iterations, left by a run this one doesn't continue (it resumed from
+    an earlier checkpoint), sort newer: they must not push this run's own checkpoints out."""
+    old, _, _ = _checkpointer(tmp_path, keep=0)
+    for it in (30, 40):
+        old.save(it)
+    ckpt, _, _ = _checkpointer(tmp_path, keep=2)
+    for it in (10, 20, 25):
+        ckpt.save(it)
+    assert [p.name for p in ckpt.checkpoints()] == [
+        "model_0000020.pth", "model_0000025.pth", "model_0000030.pth", "model_0000040.pth"]

@@ -4,6 +4,7 @@ Failure tests time, from the moment a rank fails (the toy writes it to a marker 
 every launcher has exited non-zero (or raised, for a launcher run inside the test process).
 """
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -60,9 +61,18 @@ def test_two_processes_match_one_survive_a_crash_and_resume(tmp_path):
     assert time.time() - float(marker.read_text()) < SHUTDOWN_LIMIT_S
     assert [p.name for p in (two / "checkpoints").iterdir()] == ["model_0000006.pth"]
 
-    # Resume with a worker process in the loader, inside the spawned DDP processes.
+    # Resume with a worker process in the loader, inside the spawned DDP processes. The launcher
+    # logs to a file, as Hydra's main.log: rank 0's log goes there too.
     resume = {"trainer": {"num_processes": 2, "resume": True}, "dataloader": {"train": {"num_workers": 1}}}
-    train_toy(two, _merge(DDP_RUN, resume))
+    main_log = logging.FileHandler(tmp_path / "main.log")
+    logging.getLogger().addHandler(main_log)
+    try:
+        train_toy(two, _merge(DDP_RUN, resume))
+    finally:
+        logging.getLogger().removeHandler(main_log)
+        main_log.close()
+    log = (tmp_path / "main.log").read_text()
+    assert "Resumed from" in log and "Training ToyDetector" in log and "rank 1" not in log
     final_one = torch.load(one / "model_final.pth", weights_only=True)["model"]
     final_two = torch.load(two / "model_final.pth", weights_only=True)["model"]
     for name, value in final_one.items():
@@ -92,6 +102,16 @@ def test_a_killed_process_on_one_machine_stops_both_launchers(tmp_path):
     assert elapsed < SHUTDOWN_LIMIT_S
 
 
+def test_a_killed_worker_ends_the_whole_job_non_zero(tmp_path):
+    """Our launcher, 2 processes: rank 1 is SIGKILLed while rank 0 is busy (asleep)."""
+    marker = tmp_path / "failed_at"
+    proc = _launcher(tmp_path / "run", {"trainer": {"num_processes": 2},
+                                        "model": {"fail_at": 3, "fail": ["sleep", "kill"], "fail_marker": str(marker)}})
+    [(code, err)], elapsed = _wait_all([proc], marker)
+    assert code != 0 and "SIGKILL" in err
+    assert elapsed < SHUTDOWN_LIMIT_S
+
+
 def test_slurm_tasks_find_each_other_and_stop_when_rank_0_dies(tmp_path):
     """Two tasks of an srun step (as Hydra's submitit launcher starts them): when rank 0, which
     hosts the rendezvous, is SIGKILLed, rank 1 notices within seconds instead of hanging."""
@@ -118,6 +138,7 @@ def test_torchrun_ranks_resume_from_rank_0s_run_dir(tmp_path):
     proc = subprocess.run(cmd, env=launch_env(OMP_NUM_THREADS="1", TOY_DIR_PER_PROCESS="1"), capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Done in") == 1  # the closing summary: rank 0's only
     assert [m["iteration"] for m in read_metrics(tmp_path / "proc0")] == [2, 4]
     state = torch.load(tmp_path / "proc0" / "checkpoints" / "model_0000004.pth", weights_only=True)
     assert state["world_size"] == 2 and [r["loader"] for r in state["ranks"]] == [{"position": 4}] * 2

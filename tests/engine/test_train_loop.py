@@ -1,14 +1,16 @@
 """run_train in one process on the CPU, with the toy model of engine_toy."""
 import json
+import re
 
 import pytest
 import torch
-from engine_toy import (CrashAfter, RecordSteps, ToyDetector, ToyEvaluator, ToyLoader, read_metrics, toy_recipe,
-                        toy_test_loader, train_toy)
+from engine_toy import (CrashAfter, RecordSteps, ToyDetector, ToyEvaluator, ToyLoader, read_metrics,
+                        straight_and_resumed, toy_recipe, toy_test_loader, train_toy)
 
 from detrun.checkpoint import load_weights
 from detrun.config import L
 from detrun.engine.launch import LaunchError
+from detrun.engine.train import NonFiniteLossError, RunDirError, TrainingInterrupted
 from detrun.errors import UserError
 
 
@@ -47,14 +49,7 @@ def test_resume_is_bit_exact(tmp_path):
     bf16 autocast, momentum and a shuffling loader."""
     cfg = toy_recipe(amp="bf16", clip_grad_norm=0.5, ema={"enabled": True, "decay": 0.9, "warmup_iters": 5})
     cfg.model.dropout = 0.3
-    straight = train_toy(tmp_path / "straight", cfg)
-
-    crashed = cfg.copy()
-    crashed.trainer.hooks = [L(CrashAfter)(iteration=10)]
-    with pytest.raises(RuntimeError, match="crash after step 10"):
-        train_toy(tmp_path / "resumed", crashed)
-    cfg.trainer.resume = True
-    resumed = train_toy(tmp_path / "resumed", cfg)
+    straight, resumed = straight_and_resumed(tmp_path, cfg, crash_after=10)
 
     a, b = _state(straight, 20), _state(resumed, 20)
     assert a["ema"]["updates"] == b["ema"]["updates"] == 20
@@ -69,6 +64,52 @@ def test_resume_is_bit_exact(tmp_path):
     ma, mb = read_metrics(straight), read_metrics(resumed)
     assert [m["iteration"] for m in mb] == [5, 10, 15, 20]
     assert [m["total_loss"] for m in ma] == [m["total_loss"] for m in mb]
+
+
+def test_first_metrics_row_after_a_resume_equals_the_uninterrupted_runs(tmp_path):
+    """Rows are means over log_period=3 steps; resumed after the checkpoint of step 4, the row of
+    step 6 still averages steps 4, 5 and 6."""
+    straight, resumed = straight_and_resumed(tmp_path, toy_recipe(max_iter=9, checkpoint_period=4, log_period=3),
+                                             crash_after=4)
+
+    keys = ("iteration", "loss_cls", "loss_box", "total_loss", "lr")
+    rows = [[{k: m[k] for k in keys} for m in read_metrics(run)] for run in (straight, resumed)]
+    assert [r["iteration"] for r in rows[1]] == [3, 6, 9]
+    assert rows[1] == rows[0]
+
+
+def test_a_new_run_refuses_a_directory_holding_a_run_and_resume_continues_it(tmp_path):
+    cfg = toy_recipe(max_iter=4, checkpoint_period=2, log_period=2)
+    run = train_toy(tmp_path / "run", cfg)
+    metrics, saved = (run / "metrics.jsonl").read_text(), sorted((run / "checkpoints").iterdir())
+    expected = rf"run directory {re.escape(str(run))} already holds a run .*trainer.resume=true.*hydra.run.dir="
+    with pytest.raises(RunDirError, match=expected):
+        train_toy(run, cfg)
+    # Starting from another run's checkpoint doesn't make it a continuation of this one.
+    cfg.trainer.resume = str(tmp_path / "other" / "checkpoints" / "model_0000002.pth")
+    with pytest.raises(RunDirError, match=expected):
+        train_toy(run, cfg)
+    assert (run / "metrics.jsonl").read_text() == metrics and sorted((run / "checkpoints").iterdir()) == saved
+
+    train_toy(run, toy_recipe(max_iter=6, checkpoint_period=2, log_period=2, resume=True))
+    assert [m["iteration"] for m in read_metrics(run)] == [2, 4, 6]
+    # A checkpoint inside the run directory continues it as well.
+    train_toy(run, toy_recipe(max_iter=6, checkpoint_period=2, log_period=2, resume=str(saved[0])))
+
+
+def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path):
+    cfg = toy_recipe(checkpoint_period=2, hooks=[L(CrashAfter)(iteration=3, interrupt=True)])
+    with pytest.raises(TrainingInterrupted, match=r"model_0000002\.pth\. Continue with trainer\.resume=true") as info:
+        train_toy(tmp_path / "run", cfg)
+    assert isinstance(info.value, KeyboardInterrupt) and isinstance(info.value, UserError)
+    assert info.value.exit_code == 130
+
+
+def test_a_total_batch_the_processes_cannot_share_names_both_numbers(tmp_path):
+    cfg = toy_recipe(num_processes=2)
+    cfg.dataloader.train.total_batch_size = 3
+    with pytest.raises(LaunchError, match=r"total_batch_size=3 .* 2 processes of this run \(trainer.num_processes=2\)"):
+        train_toy(tmp_path, cfg)
 
 
 def test_gradient_accumulation_of_two_halves_equals_one_full_batch(tmp_path):
@@ -95,8 +136,8 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
 def test_non_finite_loss_stops_naming_the_term_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = toy_recipe(checkpoint_period=5)
     cfg.model.fail_at, cfg.model.fail = 13, ["nan"]
-    with pytest.raises(FloatingPointError, match=r"non-finite loss loss_box in iteration 13 .*model_0000010\.pth"):
-        train_toy(tmp_path / "run", cfg)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss loss_box in iteration 13 .*model_0000010\.pth"):
+        train_toy(tmp_path / "run", cfg)  # a UserError: the command line prints it as one line, exit 2
     saved = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert saved == ["model_0000005.pth", "model_0000010.pth"]
     assert not (tmp_path / "run" / "model_final.pth").exists()

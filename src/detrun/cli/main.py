@@ -139,7 +139,7 @@ def _fail(exc: BaseException) -> None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise exc
     print(f"error: {exc}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(getattr(exc, "exit_code", 2))  # 2 for a mistake; e.g. 130 for a run stopped with Ctrl-C
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -4,16 +4,19 @@
 
     {"format": "detrun", "iteration": N, "world_size": W,
      "model": ..., "optimizer": ..., "scaler": ..., "ema": ...,      # the same on every rank
-     "ranks": [{"rng": ..., "loader": ...}, ...]}                    # one entry per rank
+     "log_window": ...,                                              # the steps of the next metrics row
+     "ranks": [{"rng": ..., "loader_rng": ..., "loader": ...}, ...]} # one entry per rank
 
-Per-rank entries matter for bit-exact resume: each rank has its own random generators and
-its own position in its shard of the data.
+Per-rank entries matter for bit-exact resume: each rank has its own random generators (the
+training's and the loader's) and its own position in its shard of the data.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,6 +65,55 @@ class RNGState:
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class LoaderRNG:
+    """Global random generators of the train loader's own, swapped in while it produces a batch.
+
+    Why: creating a DataLoader iterator draws its base seed from torch's global generator, and
+    loading in the training process may draw more. A resumed run creates its iterator at its
+    resume step, the uninterrupted run at step 0, so draws shared with training would shift
+    every later dropout mask and ROI sample. With two streams, the training's draws depend only
+    on the steps done, and the loader's stream is checkpointed (per rank) with them. Starts as
+    a copy of the generators' state at construction.
+
+    A resumed loader's stream is one iterator creation ahead of the uninterrupted run's, which
+    matters only for a loader drawing from the global generators in the training process; the
+    built-in loader doesn't (its augmentations are seeded by sample position).
+    """
+
+    def __init__(self):
+        self._state = RNGState().state_dict()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Within the block the global generators are the loader's; afterwards training's again."""
+        rng = RNGState()
+        training = rng.state_dict()
+        rng.load_state_dict(self._state)
+        try:
+            yield
+        finally:
+            self._state = rng.state_dict()
+            rng.load_state_dict(training)
+
+    def state_dict(self) -> dict:
+        return self._state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._state = state
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """The ``model_{N:07d}.pth`` files in `directory` (none if it doesn't exist), oldest first."""
+    directory = Path(directory)
+    found = [p for p in directory.iterdir() if _NAME.match(p.name)] if directory.is_dir() else []
+    return sorted(found, key=checkpoint_iteration)
+
+
+def checkpoint_iteration(path: Path) -> int:
+    """N of ``model_{N:07d}.pth``: the optimizer steps done when it was written."""
+    return int(_NAME.match(path.name).group(1))
+
+
 def save_weights(path: Path, model: nn.Module, iteration: int) -> None:
     """Write the weights-only file ``{"format": "detrun", "model": state_dict, "iteration": N}``."""
     save_atomic({"format": "detrun", "model": model.state_dict(), "iteration": iteration}, path)
@@ -89,11 +141,9 @@ class Checkpointer:
             for path in remove_stale_temps(self.directory):
                 logger.info("Removed %s, left by a run killed while writing a checkpoint", path)
 
-    def checkpoints(self, directory: Path | None = None) -> list[Path]:
-        """Checkpoint files in `directory` (default: this run's), oldest first."""
-        directory = Path(directory or self.directory)
-        found = [p for p in directory.iterdir() if _NAME.match(p.name)] if directory.is_dir() else []
-        return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+    def checkpoints(self) -> list[Path]:
+        """This run's checkpoint files, oldest first."""
+        return list_checkpoints(self.directory)
 
     def save(self, iteration: int) -> Path:
         """Write the checkpoint for `iteration` (collective: every rank calls, rank 0 writes).
@@ -107,7 +157,11 @@ class Checkpointer:
                      **{k: v.state_dict() for k, v in self.shared.items()}, "ranks": ranks}
             save_atomic(state, path)
             if self.keep > 0:
-                for old in self.checkpoints()[: -self.keep]:
+                # Only this run's history counts: files of later iterations are left by a run we
+                # did not continue (resumed from an earlier checkpoint); they sort newer, and
+                # counting them would delete the checkpoints this run just wrote.
+                own = [p for p in self.checkpoints() if checkpoint_iteration(p) <= iteration]
+                for old in own[: -self.keep]:
                     old.unlink()
         # Nobody runs ahead (and perhaps crashes) before the checkpoint exists.
         comm.synchronize()
@@ -143,8 +197,8 @@ class Checkpointer:
         if source.is_file():
             return [source]
         for directory in (source / CHECKPOINT_DIR, source):
-            if directory.is_dir() and self.checkpoints(directory):
-                return self.checkpoints(directory)
+            if list_checkpoints(directory):
+                return list_checkpoints(directory)
         raise CheckpointError(
             f"trainer.resume='{source}' is neither a checkpoint file nor a run directory with "
             f"{CHECKPOINT_DIR}/model_*.pth files; give a .pth file or the run directory to resume"

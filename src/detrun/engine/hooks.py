@@ -112,12 +112,21 @@ class PeriodicEval(Hook):
 class ProgressLogger(Hook):
     """Rank 0: a progress bar with losses, lr, data time, it/s and ETA; metrics.jsonl every `period`.
 
-    Values shown and written are means over the last `period` steps.
+    Values shown and written are means over the last `period` steps. The window of those
+    steps is part of the training checkpoint (`state_dict`), so the first line a resumed run
+    writes averages the same steps as the uninterrupted run's (not only those since the resume).
+    Every rank keeps it (the metrics are the same on every rank), like the other shared state.
     """
 
     def __init__(self, period: int):
         self.period = max(1, period)
         self.window = WindowedMeans(self.period)
+
+    def state_dict(self) -> dict:
+        return self.window.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.window.load_state_dict(state)
 
     def before_train(self, state: TrainState) -> None:
         if not comm.is_main_process():
@@ -128,9 +137,9 @@ class ProgressLogger(Hook):
                         mininterval=0.5 if interactive else 60.0, smoothing=0.05)
 
     def after_step(self, state: TrainState) -> None:
+        self.window.add(state.metrics)
         if not comm.is_main_process():
             return
-        self.window.add(state.metrics)
         means = self.window.means()
         shown = {k: v for k, v in means.items() if k.startswith("loss") or k == "total_loss"}
         self.bar.set_postfix({**{k: f"{v:.4g}" for k, v in shown.items()}, "lr": f"{state.metrics['lr']:.3g}",

@@ -14,6 +14,11 @@ No hangs: if a rank raises, it posts the reason in the rendezvous store, and a w
 thread in every rank polls the store and exits the process as soon as it sees a failure or
 loses the store (its host died). On each machine our launcher also terminates the sibling
 processes of a failed one, and posts the failure for the other machines.
+
+Reported once: our launcher re-raises the failed rank's error (a user mistake as one
+`WorkerError` line naming the rank); its siblings stop quietly, unless the failure came from
+another machine, which they then name. Rank 0 of our launcher also logs into the launcher's
+log files (Hydra's ``main.log``).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import pickle
 import re
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +62,10 @@ class LaunchError(UserError, ValueError):
     """Launch settings that can't work on this machine; the message says what to set instead."""
 
 
+class WorkerError(UserError):
+    """A process of a multi-process run stopped on a user mistake: its message, prefixed with its rank."""
+
+
 @dataclass(frozen=True)
 class Rendezvous:
     """Where one process stands in the job and where the ranks meet (a TCPStore)."""
@@ -67,13 +77,16 @@ class Rendezvous:
     port: int
     store_on_agent: bool = False  # torchrun's agent hosts the store, not rank 0
     attempt: int = 0  # torchrun restart count: a restarted job must not see the old abort
+    # Print why this rank stops when another failed. Our launcher reports a failure on its own
+    # machine itself, so its processes stay quiet then; a failure elsewhere is news to them.
+    announce_aborts: bool = True
 
     @property
     def abort_key(self) -> str:
         return f"{_ABORT_KEY}/{self.attempt}"
 
 
-def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> None:
+def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> bool:
     """Run ``worker(cfg, run_dir, device)`` in every process of the job, as `cfg.trainer` asks.
 
     Args:
@@ -81,19 +94,24 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> None:
         cfg: the full recipe; spawned processes rebuild it from a resolved container.
         run_dir: the run directory, shared by all processes (on several machines: a shared
             file system).
+    Returns:
+        True in the one process that speaks for the job (prints its summary): machine 0's
+        launcher, or global rank 0 under torchrun and SLURM.
     Raises:
-        LaunchError: GPUs asked for but missing, or inconsistent process counts.
-        ProcessException: a spawned process failed (after the others were stopped).
+        LaunchError: GPUs asked for but missing, or inconsistent process counts or batch size.
+        WorkerError: a spawned process stopped on a user mistake (after the others were stopped).
+        ProcessException: a spawned process failed otherwise.
     """
     t = cfg.trainer
     gpus = int(t.gpus)
     rendezvous = _from_torchrun() or _from_slurm()
     if rendezvous is not None:
         _check_gpus(gpus, needed=1 if gpus else 0)
+        _check_total_batch(cfg, rendezvous.world_size, "started by torchrun or srun")
         if gpus == 0 and torch.cuda.is_available():
             logger.warning("trainer.gpus=0: training on CPU although CUDA is available")
         _run(worker, cfg, run_dir, rendezvous, gpus > 0)
-        return
+        return rendezvous.rank == 0
     if gpus > 0 and int(t.num_processes) != 1:
         raise LaunchError(
             f"trainer.num_processes={t.num_processes} is for CPU runs (trainer.gpus=0); with "
@@ -105,25 +123,63 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> None:
             f"trainer.num_processes={t.num_processes}, num_machines={t.num_machines}, machine_rank={t.machine_rank}: "
             "counts must be >= 1 and machine_rank one of 0 .. num_machines-1")
     world_size = per_machine * int(t.num_machines)
+    counts = f"trainer.{'gpus' if gpus else 'num_processes'}={per_machine}" + \
+        (f" x trainer.num_machines={t.num_machines}" if int(t.num_machines) > 1 else "")
+    _check_total_batch(cfg, world_size, counts)
     if world_size == 1:
         worker(cfg, run_dir, torch.device("cuda", 0) if gpus else torch.device("cpu"))
-        return
+        return True
     host, port = _parse_dist_url(str(t.dist_url), int(t.num_machines))
     container = OmegaConf.to_container(cfg, resolve=True)
-    args = (worker, container, run_dir, int(t.machine_rank), per_machine, world_size, host, port, gpus > 0)
-    context = mp.start_processes(_spawned, args=args, nprocs=per_machine, join=False, start_method="spawn")
-    try:
-        while not context.join():
-            pass
-    except ProcessException as exc:
-        # Machine 0's rank 0 hosts the store: if it failed, the store is gone and the others notice.
-        if int(t.machine_rank) > 0:
-            _post_abort_remote(host, port, f"a process on machine {t.machine_rank} failed: {exc}".splitlines()[0])
-        # The first process to exit may be one the watchdog stopped; report the one that raised.
-        raised = None if isinstance(exc, ProcessRaisedException) else _raised_in_child(context)
-        if raised is not None:
-            raise raised from exc
-        raise
+    # Rank 0 logs where this launcher logs (Hydra's main.log): spawned interpreters start without handlers.
+    log_files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    with tempfile.TemporaryDirectory(prefix="detrun-errors-") as report_dir:
+        args = (worker, container, run_dir, int(t.machine_rank), per_machine, world_size, host, port, gpus > 0,
+                log_files, report_dir)
+        context = mp.start_processes(_spawned, args=args, nprocs=per_machine, join=False, start_method="spawn")
+        try:
+            while not context.join():
+                pass
+        except ProcessException as exc:
+            # Machine 0's rank 0 hosts the store: if it failed, the store is gone and the others notice.
+            if int(t.machine_rank) > 0:
+                _post_abort_remote(host, port, f"a process on machine {t.machine_rank} failed: {exc}".splitlines()[0])
+            mistake = _first_user_error(Path(report_dir))
+            if mistake is not None:
+                raise mistake from exc
+            # The first process to exit may be one the watchdog stopped; report the one that raised.
+            raised = None if isinstance(exc, ProcessRaisedException) else _raised_in_child(context)
+            if raised is not None:
+                raise raised from exc
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C in a terminal reaches the children as well, but `kill -INT` of the launcher doesn't.
+            _stop(context)
+            raise
+    return int(t.machine_rank) == 0
+
+
+def _check_total_batch(cfg: DictConfig, world_size: int, counts: str) -> None:
+    """Refuse a total batch the processes can't share evenly (each rank loads total / world_size)."""
+    total = OmegaConf.select(cfg, "dataloader.train.total_batch_size")
+    if isinstance(total, int) and total % world_size:
+        raise LaunchError(
+            f"dataloader.train.total_batch_size={total} can't be split evenly over the {world_size} processes "
+            f"of this run ({counts}); set it to a multiple of {world_size}")
+
+
+def _first_user_error(report_dir: Path) -> WorkerError | None:
+    """The user mistake a spawned process reported first (see `_spawned`), if any."""
+    reports = sorted(report_dir.glob("rank*.txt"), key=lambda p: p.stat().st_mtime_ns)
+    return WorkerError(reports[0].read_text()) if reports else None
+
+
+def _stop(context: mp.ProcessContext) -> None:
+    for process in context.processes:
+        if process.is_alive():
+            process.terminate()
+    for process in context.processes:
+        process.join(timeout=10)
 
 
 def _raised_in_child(context: mp.ProcessContext) -> ProcessRaisedException | None:
@@ -197,16 +253,28 @@ def first_host(nodelist: str) -> str:
 
 
 def _spawned(local_rank: int, worker: Worker, container: dict, run_dir: Path, machine_rank: int,
-             per_machine: int, world_size: int, host: str, port: int, use_gpus: bool) -> None:
+             per_machine: int, world_size: int, host: str, port: int, use_gpus: bool, log_files: list[str],
+             report_dir: str) -> None:
+    """One process started by our launcher; a user mistake goes to ``report_dir/rank{R}.txt`` as one line."""
     rank = machine_rank * per_machine + local_rank
     if not logging.getLogger().handlers:  # a fresh interpreter: Hydra's logging setup isn't here
         logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s rank {rank}] %(name)s %(levelname)s: %(message)s",
                             datefmt="%H:%M:%S")
+        if rank == 0:
+            for path in log_files:
+                handler = logging.FileHandler(path)  # appends after the launcher's own lines
+                handler.setFormatter(logging.getLogger().handlers[0].formatter)
+                logging.getLogger().addHandler(handler)
     if not use_gpus:
         # Share the cores instead of each process using all of them (as torchrun does with OMP_NUM_THREADS).
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_machine))
-    rendezvous = Rendezvous(rank=rank, local_rank=local_rank, world_size=world_size, host=host, port=port)
-    _run(worker, OmegaConf.create(container), run_dir, rendezvous, use_gpus)
+    rendezvous = Rendezvous(rank=rank, local_rank=local_rank, world_size=world_size, host=host, port=port,
+                            announce_aborts=world_size > per_machine)
+    try:
+        _run(worker, OmegaConf.create(container), run_dir, rendezvous, use_gpus)
+    except UserError as exc:
+        Path(report_dir, f"rank{rank}.txt").write_text(f"rank {rank}: {exc}")
+        raise
 
 
 def _run(worker: Worker, cfg: DictConfig, run_dir: Path, rv: Rendezvous, use_gpus: bool) -> None:
@@ -269,6 +337,7 @@ def _watchdog(store: dist.Store, rv: Rendezvous, stop: threading.Event) -> None:
             reason = f"lost the rendezvous store at {rv.host}:{rv.port} (its host process died?): {exc}"
         if stop.is_set():
             return
-        print(f"[detrun] rank {rv.rank} stops because {reason}", file=sys.stderr, flush=True)
+        if rv.announce_aborts:
+            print(f"[detrun] rank {rv.rank} stops because {reason}", file=sys.stderr, flush=True)
         time.sleep(ABORT_GRACE_S)
         os._exit(1)  # the main thread may be stuck in a collective that will never finish

@@ -28,9 +28,9 @@ from torch.nn.parallel import DistributedDataParallel
 from detrun.config import instantiate
 from detrun.errors import UserError
 from detrun.utils import comm
-from detrun.utils.events import MetricsWriter, flatten_results
+from detrun.utils.events import METRICS_FILE, MetricsWriter, flatten_results
 
-from .checkpointer import Checkpointer, RNGState, save_weights
+from .checkpointer import CHECKPOINT_DIR, Checkpointer, LoaderRNG, RNGState, list_checkpoints, save_weights
 from .ema import ModelEMA
 from .hooks import IterationTimer, PeriodicCheckpoint, PeriodicEval, ProgressLogger, TrainState
 from .launch import launch
@@ -41,6 +41,24 @@ logger = logging.getLogger(__name__)
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 FINAL_WEIGHTS = "model_final.pth"
 RESULTS_FILE = "results.json"
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """A loss term became NaN or infinite; the message names it, the iteration and the last checkpoint."""
+
+
+class RunDirError(UserError, FileExistsError):
+    """A fresh run asked for in a directory that holds another run's outputs."""
+
+
+class TrainingInterrupted(UserError, KeyboardInterrupt):
+    """Ctrl-C during training; the message says where the last checkpoint is and how to resume.
+
+    Still a KeyboardInterrupt for code that catches those; the command line exits with
+    `exit_code`, the shell's code for a run ended by SIGINT.
+    """
+
+    exit_code = 130
 
 
 def run_train(cfg: DictConfig, run_dir: Path) -> None:
@@ -57,8 +75,20 @@ def run_train(cfg: DictConfig, run_dir: Path) -> None:
         run_dir: an existing directory (Hydra's run directory under the CLI).
     """
     start = time.perf_counter()
-    launch(train_worker, cfg, Path(run_dir))
-    print(run_summary(Path(run_dir), time.perf_counter() - start))
+    try:
+        speaks_for_job = launch(train_worker, cfg, Path(run_dir))
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(interrupted_message(Path(run_dir))) from None
+    if speaks_for_job:
+        print(run_summary(Path(run_dir), time.perf_counter() - start))
+
+
+def interrupted_message(run_dir: Path) -> str:
+    """What to tell a user who pressed Ctrl-C: the newest checkpoint and the command that resumes."""
+    saved = list_checkpoints(run_dir / CHECKPOINT_DIR)
+    where = f"the last checkpoint is {saved[-1]}" if saved else f"no checkpoint was written yet in {run_dir}"
+    return (f"training interrupted (Ctrl-C); {where}. Continue with trainer.resume=true "
+            f"hydra.run.dir={run_dir}")
 
 
 def run_summary(run_dir: Path, seconds: float) -> str:
@@ -84,6 +114,10 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     amp_dtype = autocast_dtype(t.amp, device)
     if int(t.grad_accum) < 1:
         raise UserError(f"trainer.grad_accum={t.grad_accum} must be >= 1")
+    # Rank 0 looks, everyone agrees: ranks must not part ways on a shared directory.
+    problem = comm.broadcast_object(run_dir_problem(run_dir, t.resume) if comm.is_main_process() else None)
+    if problem:
+        raise RunDirError(problem)
     seed_all(t.seed)  # identical initial weights on every rank
     model = instantiate(cfg.model).to(device)
     groups = param_groups(model, weight_decay_norm=t.weight_decay_norm, weight_decay_bias=t.weight_decay_bias)
@@ -96,8 +130,11 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     loader = instantiate(cfg.dataloader.train)
     seed_all(t.seed + comm.get_rank())  # from here on each rank draws its own random numbers
 
-    shared = {"model": model, "optimizer": optimizer, "scaler": scaler, **({"ema": ema} if ema else {})}
-    per_rank = {"rng": RNGState()}
+    progress = ProgressLogger(t.log_period)
+    shared = {"model": model, "optimizer": optimizer, "scaler": scaler, **({"ema": ema} if ema else {}),
+              "log_window": progress}
+    loader_rng = LoaderRNG()
+    per_rank = {"rng": RNGState(), "loader_rng": loader_rng}
     if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict"):
         per_rank["loader"] = loader
     elif comm.is_main_process():
@@ -119,7 +156,7 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     state = TrainState(cfg=cfg, run_dir=run_dir, model=model, optimizer=optimizer, start_iter=start_iter,
                        max_iter=t.max_iter, iteration=start_iter, writer=writer)
     # Log before checkpointing: a run killed after a checkpoint has logged every step up to it.
-    hooks = [IterationTimer(), ProgressLogger(t.log_period), PeriodicCheckpoint(checkpointer, t.checkpoint_period)]
+    hooks = [IterationTimer(), progress, PeriodicCheckpoint(checkpointer, t.checkpoint_period)]
     if evaluate is not None:
         hooks.append(PeriodicEval(evaluate, t.eval_period))
     hooks += [instantiate(hook) for hook in t.hooks]
@@ -127,8 +164,8 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
                 "grad_accum %d", type(model).__name__, sum(p.numel() for p in model.parameters()) / 1e6,
                 t.max_iter, start_iter, comm.get_world_size(), device, t.amp, t.grad_accum)
     try:
-        train_loop(state, ddp=ddp, schedule=schedule, batches=iter(loader), scaler=scaler, ema=ema,
-                   amp_dtype=amp_dtype, hooks=hooks, checkpointer=checkpointer)
+        train_loop(state, ddp=ddp, schedule=schedule, batches=loader_batches(loader, loader_rng), scaler=scaler,
+                   ema=ema, amp_dtype=amp_dtype, hooks=hooks, checkpointer=checkpointer)
         if comm.is_main_process():
             save_weights(run_dir / FINAL_WEIGHTS, final_model, state.iteration)
         if evaluate is not None:
@@ -192,6 +229,38 @@ def train_loop(state: TrainState, *, ddp: nn.Module, schedule: Callable[[int], f
             hook.after_train(state)
 
 
+def run_dir_problem(run_dir: Path, resume: bool | str | None) -> str | None:
+    """Why a run with ``trainer.resume=resume`` must not start in `run_dir`, or None if it may.
+
+    A fresh run would truncate the old run's metrics, mix its checkpoints with the old ones and
+    later resume from whichever sorts newest; so it goes on only when it continues that run
+    (``resume=true``, or a checkpoint inside `run_dir`) or the directory holds no run yet.
+    (Hydra's own files, ``.hydra/``, ``main.log`` and ``recipe.yaml``, don't count.)
+    """
+    run_dir = Path(run_dir)
+    if resume is True or (resume and run_dir.resolve() in Path(str(resume)).expanduser().resolve().parents):
+        return None
+    found = [CHECKPOINT_DIR] if list_checkpoints(run_dir / CHECKPOINT_DIR) else []
+    found += [name for name in (METRICS_FILE, FINAL_WEIGHTS) if (run_dir / name).exists()]
+    if not found:
+        return None
+    return (f"the run directory {run_dir} already holds a run ({', '.join(found)}); continue that run with "
+            "trainer.resume=true, or start this one in an empty directory (hydra.run.dir=NEW_DIR)")
+
+
+def loader_batches(loader, rng: LoaderRNG) -> Iterator[list[dict]]:
+    """The batches of `loader`, each produced with the loader's own generators `rng` (see LoaderRNG)."""
+    with rng.active():
+        batches = iter(loader)
+    while True:
+        with rng.active():
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+        yield batch  # outside the block: the training step draws from the training's generators
+
+
 def next_batch(batches: Iterator[list[dict]], iteration: int) -> list[dict]:
     try:
         return next(batches)
@@ -202,14 +271,14 @@ def next_batch(batches: Iterator[list[dict]], iteration: int) -> list[dict]:
 
 
 def check_finite(losses: dict[str, float], iteration: int, checkpointer: Checkpointer) -> None:
-    """Raise FloatingPointError naming the non-finite loss terms (same on every rank: reduced values)."""
+    """Raise NonFiniteLossError naming the non-finite loss terms (same on every rank: reduced values)."""
     bad = [name for name, value in losses.items() if not math.isfinite(value)]
     if not bad:
         return
     saved = checkpointer.checkpoints()
     last = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written yet"
     values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(losses.items()))
-    raise FloatingPointError(
+    raise NonFiniteLossError(
         f"non-finite loss {', '.join(bad)} in iteration {iteration} ({values}); training stopped and {last}. "
         "Lower optimizer.lr, lengthen the warmup, or set trainer.clip_grad_norm, then resume with trainer.resume=true.")
 
@@ -247,5 +316,5 @@ def finish_evaluation(results: dict, state: TrainState, model: nn.Module) -> Non
     finite = {task: {k: (v if math.isfinite(v) else None) for k, v in metrics.items()} for task, metrics in results.items()}
     (state.run_dir / RESULTS_FILE).write_text(json.dumps(finite, indent=2))
     state.writer.write(state.iteration, flatten_results(results))
-    logger.info("Final evaluation: %s", json.dumps(results))
+    logger.info("Final evaluation: %s", json.dumps(finite))
     write_training_report(model, state.cfg, state.run_dir)
