@@ -42,6 +42,7 @@ import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
 from omegaconf import DictConfig, OmegaConf
 
+from detrun.data import carry_registrations
 from detrun.errors import UserError
 from detrun.utils import comm
 
@@ -134,8 +135,9 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> bool:
     # Rank 0 logs where this launcher logs (Hydra's main.log): spawned interpreters start without handlers.
     log_files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     with tempfile.TemporaryDirectory(prefix="detrun-errors-") as report_dir:
-        args = (worker, container, run_dir, int(t.machine_rank), per_machine, world_size, host, port, gpus > 0,
-                log_files, report_dir)
+        # Data sets a recipe registered exist only in this process: carry them to the workers.
+        args = (carry_registrations(worker), container, run_dir, int(t.machine_rank), per_machine, world_size, host,
+                port, gpus > 0, log_files, report_dir)
         context = mp.start_processes(_spawned, args=args, nprocs=per_machine, join=False, start_method="spawn")
         try:
             while not context.join():
