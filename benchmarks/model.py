@@ -49,7 +49,8 @@ def torchvision_retinanet() -> RetinaNet:
     """torchvision's retinanet_resnet50_fpn as built with pretrained weights (frozen BN, C3-C5, P6/P7 from P5)."""
     backbone = _resnet_fpn_extractor(resnet50(norm_layer=FrozenBatchNorm2d), trainable_layers=3,
                                      returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
-    return RetinaNet(backbone, num_classes=91, anchor_generator=_default_anchorgen())
+    # 100 detections per image like detrun's recipes (torchvision's class defaults to 300).
+    return RetinaNet(backbone, num_classes=91, anchor_generator=_default_anchorgen(), detections_per_img=100)
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> None:
