@@ -32,6 +32,8 @@ TRAILING = ["params", "CPU ms/image"]
 # Headline metric of each evaluation task (results.json keys), and the order of their columns.
 HEADLINES = {"bbox": "AP", "segm": "AP", "keypoints": "AP", "panoptic_seg": "PQ", "sem_seg": "mIoU"}
 ABSENT = "–"
+# Hand-written notes (how the rows were run) follow this heading; regenerating the table keeps them.
+NOTES_HEADING = "## Run conditions"
 WARMUP_IMAGES = 2  # first calls allocate buffers and pick kernels: not timed
 
 HEADER = """# Model zoo: the shapes recipes
@@ -139,15 +141,22 @@ def read_table(path: Path) -> list[dict[str, str]]:
     return [dict(zip(header, row)) for row in cells[2:]]  # cells[1] is the |---| line
 
 
+def read_notes(path: Path) -> str:
+    """The hand-written section of `path` from `NOTES_HEADING` to the end ("" when there is none)."""
+    text = path.read_text() if path.is_file() else ""
+    start = text.find(NOTES_HEADING)
+    return text[start:] if start >= 0 else ""
+
+
 def shapes_recipes() -> list[str]:
     """Built-in recipes whose training set is the shapes set."""
     return [name for name in list_recipes()
             if locate(get_recipe(name).dataloader.train.dataset._target_) is shapes_dataset]
 
 
-def render(rows: list[dict[str, str]], images: int) -> str:
+def render(rows: list[dict[str, str]], images: int, notes: str = "") -> str:
     """zoo.md: the header, the rows sorted by recipe, metric columns for every task any row has,
-    and a note naming the shapes recipes without a row."""
+    a note naming the shapes recipes without a row, then the hand-written `notes`."""
     fixed = LEADING + TRAILING
     metrics = {column for row in rows for column in row if column not in fixed}
     order = list(HEADLINES)
@@ -159,7 +168,8 @@ def render(rows: list[dict[str, str]], images: int) -> str:
         lines.append("| " + " | ".join(row.get(c, ABSENT) for c in columns) + " |")
     missing = sorted(set(shapes_recipes()) - {row["recipe"] for row in rows})
     note = f"\nShapes recipes without a row yet: {', '.join(missing)}.\n" if missing else ""
-    return HEADER.format(absent=ABSENT, images=images, warmup=WARMUP_IMAGES) + "\n" + "\n".join(lines) + "\n" + note
+    table = HEADER.format(absent=ABSENT, images=images, warmup=WARMUP_IMAGES) + "\n" + "\n".join(lines) + "\n" + note
+    return table + ("\n" + notes if notes else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         row = zoo_row(run_dir, None if args.no_timing else args.images)
         rows[row["recipe"]] = row
         print(" | ".join(row.values()))
-    args.out.write_text(render(list(rows.values()), args.images))
+    args.out.write_text(render(list(rows.values()), args.images, read_notes(args.out)))
     print(f"wrote {args.out}")
 
 

@@ -77,6 +77,12 @@ def test_rows_columns_and_merging(zoo, tmp_path):
     mask_row.update({"command": "`python -m detrun recipe=shapes_mask_rcnn`", "bbox AP": "81.0", "segm AP": "85.0",
                      "panoptic_seg PQ": "50.0"})
     assert zoo.read_table(out) == [mask_row, {**retina_row, "panoptic_seg PQ": "–"}]
+
+    # Hand-written run conditions after the table survive a regeneration.
+    notes = f"{zoo.NOTES_HEADING}\n\nshapes_mask_rcnn ran alone.\n"
+    out.write_text(out.read_text() + "\n" + notes)
+    zoo.main([str(rerun), "--out", str(out), "--no-timing"])
+    assert out.read_text().endswith(notes) and out.read_text().count(zoo.NOTES_HEADING) == 1
     assert list(zoo.read_table(out)[0]) == ["recipe", "architecture", "command", "train time", "bbox AP", "segm AP",
                                             "panoptic_seg PQ", "params", "CPU ms/image"]
 

@@ -15,6 +15,17 @@ from detrun.config import get_recipe, instantiate
 from detrun.data import MetadataCatalog, annotations_to_instances, transform_instance_annotations
 from detrun.data.datasets.builtin import register_all_builtin
 from detrun.data.transforms import HFlipTransform, TransformList, keypoint_flip_indices
+from detrun.modeling.box_regression import Box2BoxTransform
+from detrun.modeling.matcher import Matcher
+from detrun.modeling.roi_heads import (
+    FastRCNNConvFCHead,
+    FastRCNNOutputLayers,
+    KRCNNConvDeconvUpsampleHead,
+    MaskRCNNConvUpsampleHead,
+    ROIBranch,
+    ROIPooler,
+    StandardROIHeads,
+)
 from detrun.modeling.roi_heads.keypoint_head import heatmaps_to_keypoints, keypoint_rcnn_loss
 from detrun.structures import Boxes, Instances, Keypoints, pairwise_iou
 
@@ -147,3 +158,59 @@ def test_flips_swap_left_and_right_keypoints_as_the_metadata_says(dataset):
         assert names.index("left_eye") == 1 and flipped[1, 0] == pytest.approx(100 - keypoints[2, 0])
     instances = annotations_to_instances([out], (80, 100), mask_format=None)
     assert torch.allclose(instances.gt_keypoints.tensor[0], torch.as_tensor(flipped, dtype=torch.float32))
+
+
+def _keypoint_heads(box_scale):
+    """Tiny StandardROIHeads with a keypoint branch on one 1/4-scale level (seeded weights)."""
+    torch.manual_seed(0)
+    pooler = dict(scales=[1 / 4], sampling_ratio=0, aligned=True)
+    return StandardROIHeads(
+        num_classes=2, batch_size_per_image=64, positive_fraction=0.25,
+        proposal_matcher=Matcher(thresholds=[0.5], labels=[0, 1]), box_in_features=["p2"],
+        box_pooler=ROIPooler(output_size=7, **pooler),
+        box_head=FastRCNNConvFCHead(in_channels=4, input_size=7, fc_dims=[16]),
+        box_predictor=FastRCNNOutputLayers(in_channels=16, num_classes=2,
+                                           box2box_transform=Box2BoxTransform(weights=(10.0, 10.0, 5.0, 5.0))),
+        branches={"keypoint": ROIBranch(in_features=["p2"], pooler=ROIPooler(output_size=14, **pooler),
+                                        head=KRCNNConvDeconvUpsampleHead(in_channels=4, num_keypoints=3, conv_dims=[8]),
+                                        proposals="visible_keypoints", box_scale=box_scale)})
+
+
+def _enlarged(boxes, scale):
+    centres, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / 2 * scale
+    return torch.cat([centres - half, centres + half], dim=1)
+
+
+def test_branch_box_scale_enlarges_what_the_keypoint_head_sees():
+    features = {"p2": torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(1))}
+    boxes = torch.tensor([[20.0, 30.0, 60.0, 70.0], [50.0, 10.0, 110.0, 40.0]])
+    scaled, plain = _keypoint_heads(1.5).eval(), _keypoint_heads(1.0).eval()
+
+    def detections(b):
+        return [Instances((128, 128), pred_boxes=Boxes(b.clone()), pred_classes=torch.tensor([0, 1]),
+                          scores=torch.tensor([0.9, 0.8]))]
+    got = scaled.forward_with_given_boxes(features, detections(boxes))[0]
+    expected = plain.forward_with_given_boxes(features, detections(_enlarged(boxes, 1.5)))[0]
+    torch.testing.assert_close(got.pred_keypoints, expected.pred_keypoints)
+    torch.testing.assert_close(got.pred_boxes.tensor, boxes)  # the detections keep their boxes
+
+    # Training: a keypoint 2 px outside its box is a target (and selects the proposal) only when enlarged.
+    keypoints = torch.tensor([[[62.0, 72.0, 2.0], [40.0, 50.0, 0.0], [0.0, 0.0, 0.0]]])
+    proposals = [Instances((128, 128), proposal_boxes=Boxes(boxes[:1]), gt_classes=torch.tensor([0]),
+                           gt_keypoints=Keypoints(keypoints))]
+    scaled.train(), plain.train()
+    assert plain.forward_branches(features, proposals)["loss_keypoint"].item() == 0
+    loss = scaled.forward_branches(features, proposals)["loss_keypoint"]
+    proposals[0].proposal_boxes = Boxes(_enlarged(boxes[:1], 1.5))
+    assert loss.item() > 0
+    torch.testing.assert_close(loss, plain.forward_branches(features, proposals)["loss_keypoint"])
+
+
+def test_branch_box_scale_is_refused_for_masks_and_shrinking():
+    pooler = ROIPooler(output_size=14, scales=[1 / 4], sampling_ratio=0, aligned=True)
+    with pytest.raises(ValueError, match="mask head"):
+        ROIBranch(in_features=["p2"], pooler=pooler, box_scale=1.2,
+                  head=MaskRCNNConvUpsampleHead(in_channels=4, num_classes=2, conv_dims=[8]))
+    with pytest.raises(ValueError, match=">= 1"):
+        ROIBranch(in_features=["p2"], pooler=pooler, box_scale=0.9,
+                  head=KRCNNConvDeconvUpsampleHead(in_channels=4, num_keypoints=3, conv_dims=[8]))

@@ -1,9 +1,13 @@
 """`ROIBranch`: one per-ROI head (masks, keypoints, ...) of the ROI heads, as a recipe lists it."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from detrun.structures import Boxes, Instances
+
 from .base import PROPOSAL_SELECTIONS
+from .mask_head import MaskRCNNConvUpsampleHead
 from .poolers import ROIPooler
 
 
@@ -23,13 +27,37 @@ class ROIBranch:
         head: see above.
         proposals: training proposals: "foreground" (masks) or "visible_keypoints" (foreground
             proposals with a visible keypoint in the box).
+        box_scale: the branch sees each box enlarged by this factor about its centre (selection,
+            pooling, training targets and decoding alike), for points on or just outside the box
+            such as corners. Only for heads whose outputs are in image coordinates (keypoints):
+            masks are pasted into the detected boxes later. 1.0 is Detectron2's and torchvision's.
     """
 
-    def __init__(self, *, in_features: list[str], pooler: ROIPooler, head: nn.Module, proposals: str = "foreground"):
+    def __init__(self, *, in_features: list[str], pooler: ROIPooler, head: nn.Module, proposals: str = "foreground",
+                 box_scale: float = 1.0):
         if proposals not in PROPOSAL_SELECTIONS:
             raise ValueError(f"ROIBranch proposals must be one of {sorted(PROPOSAL_SELECTIONS)}, got '{proposals}'")
+        if box_scale < 1.0:
+            raise ValueError(f"ROIBranch box_scale must be >= 1 (an enlargement), got {box_scale}")
+        if box_scale != 1.0 and isinstance(head, MaskRCNNConvUpsampleHead):
+            raise ValueError("ROIBranch box_scale must be 1 for a mask head: masks are pasted into the detected "
+                             "boxes, not the enlarged ones")
         self.in_features = list(in_features)
         self.pooler = pooler
         self.head = head
         self.proposals = proposals
         self.select = PROPOSAL_SELECTIONS[proposals]
+        self.box_scale = float(box_scale)
+
+    def boxes_seen(self, instances: list[Instances], field: str) -> list[Instances]:
+        """`instances` as the branch sees them: shallow copies with `field` (`proposal_boxes` or
+        `pred_boxes`) enlarged by `box_scale` about each box's centre; the same objects at 1.0."""
+        if self.box_scale == 1.0:
+            return instances
+        seen = []
+        for p in instances:
+            boxes = p.get(field).tensor
+            centres, half_sizes = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / 2 * self.box_scale
+            seen.append(Instances(p.image_size, **{**p.get_fields(),
+                                                   field: Boxes(torch.cat([centres - half_sizes, centres + half_sizes], 1))}))
+        return seen

@@ -114,15 +114,20 @@ class StandardROIHeads(ROIHeads, ReadsFeatures):
         losses = {}
         for branch in self.branches.values():
             if self.training:
-                selected = branch.select(instances, self.num_classes)
+                selected = branch.select(branch.boxes_seen(instances, "proposal_boxes"), self.num_classes)
                 boxes = [p.proposal_boxes for p in selected]
             else:
-                selected = instances
+                selected = branch.boxes_seen(instances, "pred_boxes")
                 boxes = [p.pred_boxes for p in selected]
             x = branch.pooler([features[f] for f in branch.in_features], boxes)
             result = branch.head(x, selected)
             if self.training:
                 losses.update(result)
+            elif selected is not instances:  # copy the head's outputs back, keeping the detected boxes
+                for seen, detections in zip(selected, instances):
+                    for name, value in seen.get_fields().items():
+                        if name != "pred_boxes":
+                            detections.set(name, value)
         return losses if self.training else instances
 
     def forward_with_given_boxes(self, features: dict[str, Tensor], instances: list[Instances]) -> list[Instances]:
