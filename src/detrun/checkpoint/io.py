@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
+
+from detrun.errors import writing
 
 from .reading import CheckpointError, read_checkpoint
 
@@ -29,21 +31,51 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     """
     path = Path(path)
     temp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
+    with writing(path):  # a full or read-only disk: one line naming `path`, not torch's traceback
+        try:
+            with open(temp, "wb") as f:
+                _save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        # Persist the rename itself (the directory entry), so a power cut can't undo it.
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class _Writes:
+    """The `write` and `flush` of file `f`, remembering the OSError a write raised."""
+
+    def __init__(self, f: BinaryIO):
+        self._f, self.error = f, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def _save(obj: Any, f: BinaryIO) -> None:
+    """``torch.save(obj, f)``, raising a failed write's own OSError: torch turns it into a
+    RuntimeError without the errno (ENOSPC), and the errno says what the user must fix."""
+    writes = _Writes(f)
     try:
-        with open(temp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    # Persist the rename itself (the directory entry), so a power cut can't undo it.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        torch.save(obj, writes)
+    except RuntimeError:
+        if writes.error is None:
+            raise
+        raise writes.error from None
 
 
 def remove_stale_temps(directory: str | Path) -> list[Path]:

@@ -26,7 +26,7 @@ from detrun.config.compose import (
 )
 from detrun.config.lazy import check_targets
 from detrun.config.recipes import DEFAULT_RECIPE, is_recipe_path, list_recipes, recipe_file
-from detrun.errors import UserError
+from detrun.errors import StorageError, UserError, user_error
 
 from .tasks import TASKS, run_task
 
@@ -125,14 +125,38 @@ def _task_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
         check_interpolations(cfg)  # Hydra has applied the overrides: `~key` may have removed what one reads
         (run_dir / "recipe.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         check_targets(cfg)
         run_task(cfg, run_dir)
-    except UserError as exc:
-        _fail(exc)
+    except Exception as exc:
+        mistake = user_error(exc)  # also a full or read-only disk
+        if mistake is None:
+            raise
+        _fail(mistake)
+
+
+def check_output_dir(argv: Sequence[str]) -> None:
+    """Refuse, before Hydra writes there, an output folder that can't be written.
+
+    Hydra writes ``.hydra/`` and ``main.log`` into the run (or sweep) directory before any task
+    starts, and a failure there is a traceback. The directory's name may hold interpolations
+    (``outputs/${now:...}``): the fixed part before them is checked, up to its nearest existing
+    folder. (A disk that fills up later is reported where it happens, see `detrun.errors`.)
+    """
+    flags, overrides = _split_argv(argv)
+    if {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i"} & set(flags):
+        return  # nothing is written
+    key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(flags) else "hydra.run.dir"
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")]
+    value = given[-1] if given else ("multirun/" if key == "hydra.sweep.dir" else "outputs/")
+    fixed = Path(value.split("${")[0] or ".").expanduser().absolute()
+    existing = next(p for p in (fixed, *fixed.parents) if p.exists())
+    if existing.is_dir() and not os.access(existing, os.W_OK):
+        raise StorageError(f"can't write into {existing} ({key}={value}): the folder is read-only for this user; "
+                           f"make it writable, or write elsewhere ({key}=DIR)")
 
 
 def _fail(exc: BaseException) -> None:
@@ -149,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         hydra_argv = prepare(argv)
+        check_output_dir(hydra_argv)
     except UserError as exc:
         _fail(exc)
     sys.argv = [sys.argv[0], *hydra_argv]

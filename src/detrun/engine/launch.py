@@ -43,7 +43,7 @@ from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
 from omegaconf import DictConfig, OmegaConf
 
 from detrun.data import carry_registrations
-from detrun.errors import UserError
+from detrun.errors import UserError, user_error
 from detrun.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -274,8 +274,10 @@ def _spawned(local_rank: int, worker: Worker, container: dict, run_dir: Path, ma
                             announce_aborts=world_size > per_machine)
     try:
         _run(worker, OmegaConf.create(container), run_dir, rendezvous, use_gpus)
-    except UserError as exc:
-        Path(report_dir, f"rank{rank}.txt").write_text(f"rank {rank}: {exc}")
+    except Exception as exc:
+        mistake = user_error(exc)  # also a full or read-only disk
+        if mistake is not None:
+            Path(report_dir, f"rank{rank}.txt").write_text(f"rank {rank}: {mistake}")
         raise
 
 

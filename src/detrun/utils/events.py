@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
+from detrun.errors import writing
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -34,8 +36,9 @@ class MetricsWriter:
         self.path = Path(run_dir) / METRICS_FILE
         kept = [record for record in _read_records(self.path) if record.get("iteration", 0) <= start_iter] \
             if start_iter > 0 else []
-        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
-        self._file = open(self.path, "a")
+        with writing(self.path):
+            self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+            self._file = open(self.path, "a")
         self._tb = None
         if tensorboard:
             try:
@@ -53,8 +56,9 @@ class MetricsWriter:
         JSON has no NaN, and strict readers refuse Python's ``NaN``.
         """
         record = {"iteration": iteration, **{k: v if math.isfinite(v) else None for k, v in scalars.items()}}
-        self._file.write(json.dumps(record, allow_nan=False) + "\n")
-        self._file.flush()
+        with writing(self.path):
+            self._file.write(json.dumps(record, allow_nan=False) + "\n")
+            self._file.flush()
         if self._tb is not None:
             for name, value in scalars.items():
                 self._tb.add_scalar(name, value, iteration)
