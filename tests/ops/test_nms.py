@@ -182,3 +182,16 @@ def test_chains_of_suppression(backend, device):
     for scores in (-x, x, torch.rand(n, generator=torch.Generator().manual_seed(0))):
         expected = torchvision.ops.nms(boxes, scores, 0.3)
         assert torch.equal(run_nms(backend, device, boxes, scores, 0.3), expected)
+
+
+@pytest.mark.parametrize("backend, device", CASES)
+def test_bf16_scores_under_autocast(backend, device):
+    # bf16 autocast inference may hand over bf16 scores: ranked as their float32 values.
+    boxes, scores = make_boxes(300, seed=5)
+    scores = scores.bfloat16()
+    idxs = torch.randint(0, 5, (300,), generator=torch.Generator().manual_seed(5))
+    with torch.autocast(device, dtype=torch.bfloat16):
+        keep = run_nms(backend, device, boxes, scores, 0.5)
+        keep_batched = run_nms(backend, device, boxes, scores, 0.5, idxs)
+    assert torch.equal(keep, torchvision.ops.nms(boxes, scores.float(), 0.5))
+    assert torch.equal(keep_batched, torchvision.ops.batched_nms(boxes, scores.float(), idxs, 0.5))

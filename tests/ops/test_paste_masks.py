@@ -115,3 +115,17 @@ def test_shape_errors():
         paste_masks(torch.zeros(2, 5, 5), torch.zeros(3, 4), (4, 4))
     with pytest.raises(ValueError, match="masks must be"):
         paste_masks(torch.zeros(5, 5), torch.zeros(5, 4), (4, 4))
+
+
+@pytest.mark.parametrize("backend, device", CASES)
+def test_bf16_masks_under_autocast_match_float32(backend, device):
+    # bf16 autocast inference hands bf16 mask probabilities to paste_masks; sampling stays float32.
+    masks, boxes, (h, w) = make_case(4)
+    masks = masks.bfloat16()
+    expected = paste(backend, device, masks.float(), boxes, (h, w), threshold=None)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        probs = paste(backend, device, masks, boxes, (h, w), threshold=None)
+        on = paste(backend, device, masks, boxes, (h, w))
+    assert probs.dtype == torch.bfloat16 and on.dtype == torch.bool
+    torch.testing.assert_close(probs.float(), expected, atol=4e-3, rtol=0)  # bf16 rounding of the output
+    assert torch.equal(on, expected >= 0.5)

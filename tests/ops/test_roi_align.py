@@ -95,3 +95,17 @@ def test_module_and_errors():
         roi_align(x, torch.zeros(3, 4), 3)
     with pytest.raises(TypeError, match="floating"):
         roi_align(x.long(), rois, 3)
+
+
+@pytest.mark.parametrize("backend, device", CASES)
+def test_under_bf16_autocast(backend, device):
+    # Autocast inference: float32 features give float32 results, bf16 features bf16 ones.
+    x = torch.randn(2, 4, 12, 16, generator=torch.Generator().manual_seed(3))
+    rois = make_rois(6, 2, 12, 16, 0.5, seed=4)
+    ref = torchvision.ops.roi_align(x, rois, (3, 3), 0.5, 2, True)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        out32 = roi_align(x.to(device), rois.to(device), 3, 0.5, 2, True, backend=backend)
+        out16 = roi_align(x.to(device).bfloat16(), rois.to(device), 3, 0.5, 2, True, backend=backend)
+    assert out32.dtype == torch.float32 and out16.dtype == torch.bfloat16
+    torch.testing.assert_close(out32.cpu(), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out16.float().cpu(), ref, atol=3e-2, rtol=3e-2)

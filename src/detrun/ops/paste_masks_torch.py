@@ -98,7 +98,10 @@ def paste_masks_torch(masks: Tensor, boxes: Tensor, image_size: tuple[int, int],
         # columns beyond a mask's own window just compute to zero.
         xs = x_first[start:end].clamp(max=w - wc)
         ax = _col_weights(b[start:end, 0], b[start:end, 2], mw, xs, wc).to(compute_dtype)
-        table = torch.bmm(sorted_masks[start:end], ax.transpose(1, 2)).view(-1, wc)  # (k * Mh, wc)
+        # Sampled in compute_dtype, as documented: autocast would run this bmm in bf16/fp16 and
+        # hand embedding_bag a table of another dtype than its weights.
+        with torch.autocast(dev.type, enabled=False):
+            table = torch.bmm(sorted_masks[start:end], ax.transpose(1, 2)).view(-1, wc)  # (k * Mh, wc)
         r0, r1 = int(row_start[start]), int(row_start[end - 1] + y_count[end - 1])
         local = row_mask[r0:r1] - start
         vals = F.embedding_bag(local[:, None] * mh + row_cells[r0:r1], table,

@@ -98,13 +98,14 @@ class DenseDetector(MetaArchitecture, ReadsFeatures):
     def raw_inference(self, images: ImageList) -> list[dict[str, Any]]:
         """``[{"instances": Instances}]`` at network resolution: `pred_boxes`, `scores`, `pred_classes`.
 
-        Class probabilities are the sigmoid of the first head output, box deltas the second.
+        Class probabilities are the sigmoid of the first head output, box deltas the second;
+        both are decoded in float32 (under bf16/fp16 autocast too), so `scores` are float32.
         """
         anchors, (logits, deltas) = self.run_head(images)
         results = []
         for i, image_size in enumerate(images.image_sizes):
             instances = decode_dense_detections(
-                anchors, [x[i].sigmoid() for x in logits], [x[i] for x in deltas], image_size,
+                anchors, [x[i].float().sigmoid() for x in logits], [x[i] for x in deltas], image_size,
                 box2box_transform=self.box2box_transform, score_thresh=self.test_score_thresh,
                 topk_candidates=self.test_topk_candidates, nms_thresh=self.test_nms_thresh,
                 max_detections=self.max_detections_per_image)
