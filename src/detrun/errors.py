@@ -13,7 +13,26 @@ from pathlib import Path
 
 
 class UserError(Exception):
-    """Bad input from the user: the message names the offending thing and what to do."""
+    """Bad input from the user: the message names the offending thing and what to do.
+
+    Attributes:
+        exit_code: the command line's exit status for it (2; a subclass may choose another).
+    """
+
+    exit_code = 2
+
+
+class WorkerError(UserError):
+    """A process of a multi-process job stopped on a user mistake: ``"rank N: message"``.
+
+    Args:
+        quiet: another process of the job reports the same message, so this one exits
+            without printing it (the command line prints each distinct failure once).
+    """
+
+    def __init__(self, message: str, *, exit_code: int = 2, quiet: bool = False):
+        super().__init__(message)
+        self.exit_code, self.quiet = exit_code, quiet
 
 
 class StorageError(UserError, OSError):

@@ -22,6 +22,7 @@ from torch import nn
 
 from detrun.config import L
 from detrun.engine.hooks import Hook, TrainState
+from detrun.errors import UserError
 from detrun.utils import comm
 
 # Variables through which torchrun and SLURM tell a process it is one rank of a job. A test
@@ -48,7 +49,7 @@ class ToyDetector(nn.Module):
         hidden: width of the hidden layer.
         dropout: dropout probability (consumes the torch RNG: resume must restore it).
         fail_at, fail: in the `fail_at`-th training forward (1-based) of this process, rank r
-            does ``fail[r]``: "raise" an error, "kill" itself with SIGKILL, "sleep" 10 minutes,
+            does ``fail[r]``: "raise" an error, make a user "mistake" (a UserError), "kill" itself with SIGKILL, "sleep" 10 minutes,
             return a "nan" loss_box (from then on), or "" nothing.
         fail_marker: a file that gets the time.time() of the failure, for timing the shutdown.
     """
@@ -92,6 +93,8 @@ class ToyDetector(nn.Module):
                 f.write(repr(time.time()))
         if self.fail_mode == "raise":
             raise RuntimeError(f"injected failure on rank {comm.get_rank()}")
+        if self.fail_mode == "mistake":
+            raise UserError(f"injected mistake on rank {comm.get_rank()}")
         if self.fail_mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         if self.fail_mode == "sleep":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,11 +27,13 @@ from detrun.config.compose import (
 )
 from detrun.config.lazy import check_targets
 from detrun.config.recipes import DEFAULT_RECIPE, is_recipe_path, list_recipes, recipe_file
-from detrun.errors import StorageError, UserError, user_error
+from detrun.errors import StorageError, UserError, WorkerError, user_error
 
 from .tasks import TASKS, run_task
 
 APP_CONFIG = "detrun_app"
+# How long a rank that leaves the report of a mistake to another rank waits before exiting.
+QUIET_EXIT_S = 3.0
 # Hydra flags that take a value in the next argument.
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                      "--config-dir", "-cd", "--experimental-rerun"}
@@ -159,11 +162,33 @@ def check_output_dir(argv: Sequence[str]) -> None:
                            f"make it writable, or write elsewhere ({key}=DIR)")
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: UserError) -> None:
+    """Print `exc` as one line and exit with its code, once per job (see `reports`)."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise exc
-    print(f"error: {exc}", file=sys.stderr)
-    sys.exit(getattr(exc, "exit_code", 2))  # 2 for a mistake; e.g. 130 for a run stopped with Ctrl-C
+    if reports(exc):
+        print(f"error: {exc}", file=sys.stderr)
+    else:
+        # torchrun stops the other ranks as soon as one exits: let the reporting rank go first.
+        time.sleep(QUIET_EXIT_S)
+    sys.exit(exc.exit_code)  # 2 for a mistake; e.g. 130 for a run stopped with Ctrl-C
+
+
+def reports(exc: UserError) -> bool:
+    """Whether this process prints `exc`; under torchrun or srun every rank runs the command line.
+
+    A rank's own failure (`WorkerError`) is printed unless another rank reports the same
+    message. Any other mistake comes before the ranks meet, from the same command line,
+    recipe and machine, so the same in all ranks of a machine: its first rank prints it.
+    """
+    if isinstance(exc, WorkerError):
+        return not exc.quiet
+    if not {"LOCAL_RANK", "SLURM_STEP_NUM_TASKS"} & os.environ.keys():
+        return True  # not one rank of a job: skip importing torch
+    from detrun.engine.launch import job_rendezvous
+
+    rendezvous = job_rendezvous()
+    return rendezvous is None or rendezvous.local_rank == 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:

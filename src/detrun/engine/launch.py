@@ -15,13 +15,17 @@ thread in every rank polls the store and exits the process as soon as it sees a 
 loses the store (its host died). On each machine our launcher also terminates the sibling
 processes of a failed one, and posts the failure for the other machines.
 
-Reported once: our launcher re-raises the failed rank's error (a user mistake as one
-`WorkerError` line naming the rank); its siblings stop quietly, unless the failure came from
-another machine, which they then name. Rank 0 of our launcher also logs into the launcher's
+Reported once: a user mistake in a rank becomes a `WorkerError` ("rank N: message"), and of
+ranks failing with the same message only the first reports it (the others' errors are
+`quiet`). Our launcher re-raises the first report; under torchrun and SLURM each rank ends on
+its own, and the command line prints only reports that aren't quiet. Ranks that the watchdog
+stops stay silent about a failure of their own machine (it was reported there); the first
+rank of each other machine names it. Rank 0 of our launcher also logs into the launcher's
 log files (Hydra's ``main.log``).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -43,7 +47,7 @@ from torch.multiprocessing.spawn import ProcessException, ProcessRaisedException
 from omegaconf import DictConfig, OmegaConf
 
 from detrun.data import carry_registrations
-from detrun.errors import UserError, user_error
+from detrun.errors import UserError, WorkerError, user_error
 from detrun.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -57,14 +61,11 @@ WATCHDOG_POLL_S = 1.0
 # traceback reaches its launcher first (the launcher reports the first process to exit).
 ABORT_GRACE_S = 3.0
 _ABORT_KEY = "detrun/abort"
+_REPORTED_KEY = "detrun/reported"
 
 
 class LaunchError(UserError, ValueError):
     """Launch settings that can't work on this machine; the message says what to set instead."""
-
-
-class WorkerError(UserError):
-    """A process of a multi-process run stopped on a user mistake: its message, prefixed with its rank."""
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,21 @@ class Rendezvous:
     world_size: int
     host: str
     port: int
+    node: int = 0  # which machine of the job
     store_on_agent: bool = False  # torchrun's agent hosts the store, not rank 0
     attempt: int = 0  # torchrun restart count: a restarted job must not see the old abort
-    # Print why this rank stops when another failed. Our launcher reports a failure on its own
-    # machine itself, so its processes stay quiet then; a failure elsewhere is news to them.
+    # Print why this rank stops when another failed (the first rank of each machine does, for
+    # a failure on another machine). Off for our launcher on one machine: it reports itself.
     announce_aborts: bool = True
 
     @property
     def abort_key(self) -> str:
         return f"{_ABORT_KEY}/{self.attempt}"
+
+
+def job_rendezvous() -> Rendezvous | None:
+    """This process's place in a job that torchrun or srun started, or None (a plain process)."""
+    return _from_torchrun() or _from_slurm()
 
 
 def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> bool:
@@ -105,7 +112,7 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> bool:
     """
     t = cfg.trainer
     gpus = int(t.gpus)
-    rendezvous = _from_torchrun() or _from_slurm()
+    rendezvous = job_rendezvous()
     if rendezvous is not None:
         _check_gpus(gpus, needed=1 if gpus else 0)
         _check_total_batch(cfg, rendezvous.world_size, "started by torchrun or srun")
@@ -145,7 +152,8 @@ def launch(worker: Worker, cfg: DictConfig, run_dir: Path) -> bool:
         except ProcessException as exc:
             # Machine 0's rank 0 hosts the store: if it failed, the store is gone and the others notice.
             if int(t.machine_rank) > 0:
-                _post_abort_remote(host, port, f"a process on machine {t.machine_rank} failed: {exc}".splitlines()[0])
+                _post_abort_remote(host, port, f"a process on machine {t.machine_rank} failed: {exc}".splitlines()[0],
+                                   int(t.machine_rank))
             mistake = _first_user_error(Path(report_dir))
             if mistake is not None:
                 raise mistake from exc
@@ -226,7 +234,7 @@ def _from_torchrun() -> Rendezvous | None:
     if not all(k in env for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")):
         return None
     return Rendezvous(rank=int(env["RANK"]), local_rank=int(env["LOCAL_RANK"]), world_size=int(env["WORLD_SIZE"]),
-                      host=env["MASTER_ADDR"], port=int(env["MASTER_PORT"]),
+                      host=env["MASTER_ADDR"], port=int(env["MASTER_PORT"]), node=int(env.get("GROUP_RANK", 0)),
                       store_on_agent=env.get("TORCHELASTIC_USE_AGENT_STORE") == "True",
                       attempt=int(env.get("TORCHELASTIC_RESTART_COUNT", 0)))
 
@@ -242,7 +250,7 @@ def _from_slurm() -> Rendezvous | None:
     port = int(env.get("MASTER_PORT") or 20000 + int(env.get("SLURM_JOB_ID", 0)) % 20000)
     return Rendezvous(rank=int(env["SLURM_PROCID"]), local_rank=int(env["SLURM_LOCALID"]),
                       world_size=int(env["SLURM_STEP_NUM_TASKS"]), host=env.get("MASTER_ADDR") or first_host(nodes),
-                      port=port)
+                      port=port, node=int(env.get("SLURM_NODEID", 0)))
 
 
 def first_host(nodelist: str) -> str:
@@ -271,13 +279,12 @@ def _spawned(local_rank: int, worker: Worker, container: dict, run_dir: Path, ma
         # Share the cores instead of each process using all of them (as torchrun does with OMP_NUM_THREADS).
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_machine))
     rendezvous = Rendezvous(rank=rank, local_rank=local_rank, world_size=world_size, host=host, port=port,
-                            announce_aborts=world_size > per_machine)
+                            node=machine_rank, announce_aborts=world_size > per_machine)
     try:
         _run(worker, OmegaConf.create(container), run_dir, rendezvous, use_gpus)
-    except Exception as exc:
-        mistake = user_error(exc)  # also a full or read-only disk
-        if mistake is not None:
-            Path(report_dir, f"rank{rank}.txt").write_text(f"rank {rank}: {mistake}")
+    except WorkerError as exc:
+        if not exc.quiet:
+            Path(report_dir, f"rank{rank}.txt").write_text(str(exc))
         raise
 
 
@@ -306,29 +313,51 @@ def _run(worker: Worker, cfg: DictConfig, run_dir: Path, rv: Rendezvous, use_gpu
         worker(cfg, run_dir, device)
     except BaseException as exc:
         stop.set()  # this rank's own watchdog must not cut short the traceback being reported
-        _post_abort(store, rv.abort_key, f"rank {rv.rank} failed: {type(exc).__name__}: {exc}".splitlines()[0])
-        raise
+        reason = f"rank {rv.rank} failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        first = _post_abort(store, rv.abort_key, reason, rv.node)
+        mistake = user_error(exc) if isinstance(exc, Exception) else None  # also a full or read-only disk
+        if mistake is None and not first and isinstance(exc, Exception):
+            # Another rank failed first, and this one almost surely because of it (a collective
+            # cut short): stop as the watchdog does, leaving the report to that rank.
+            time.sleep(ABORT_GRACE_S)
+            os._exit(1)
+        if mistake is None:
+            raise
+        raise WorkerError(f"rank {rv.rank}: {mistake}", exit_code=mistake.exit_code,
+                          quiet=not _first_to_report(store, rv, str(mistake))) from exc
     dist.barrier()  # everyone finished: from here on, the store's host leaving is no failure
     stop.set()
     dist.barrier()
     dist.destroy_process_group()
 
 
-def _post_abort(store: dist.Store, key: str, reason: str) -> None:
+def _first_to_report(store: dist.Store, rv: Rendezvous, message: str) -> bool:
+    """Whether this rank is the first to fail with `message` (ranks often fail alike, e.g. on a
+    run directory rank 0 refused for all): it reports it, the others stay quiet."""
+    key = f"{_REPORTED_KEY}/{rv.attempt}/{hashlib.sha1(message.encode()).hexdigest()}"
+    try:
+        return store.compare_set(key, "", str(rv.rank)).decode() == str(rv.rank)
+    except Exception:  # the store is gone: better twice than never
+        return True
+
+
+def _post_abort(store: dist.Store, key: str, reason: str, node: int) -> bool:
+    """Post why this process fails, unless another did first; returns whether this one was first."""
+    posted = f"{node}\t{reason}"
     try:
         # First reason wins: ranks failing because of it (broken collectives) don't overwrite it.
-        store.compare_set(key, "", reason)
+        return store.compare_set(key, "", posted).decode() == posted
     except Exception:  # the store's host is gone already: the others notice that instead
-        pass
+        return True
 
 
-def _post_abort_remote(host: str, port: int, reason: str) -> None:
+def _post_abort_remote(host: str, port: int, reason: str, node: int) -> None:
     """Tell the other machines' processes that this machine failed (if the store is still up)."""
     try:
         store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=2))
     except Exception:
         return
-    _post_abort(store, f"{_ABORT_KEY}/0", reason)
+    _post_abort(store, f"{_ABORT_KEY}/0", reason, node)
 
 
 def _watchdog(store: dist.Store, rv: Rendezvous, stop: threading.Event) -> None:
@@ -336,12 +365,15 @@ def _watchdog(store: dist.Store, rv: Rendezvous, stop: threading.Event) -> None:
         try:
             if not store.check([rv.abort_key]):
                 continue
-            reason = store.get(rv.abort_key).decode()
+            node, _, reason = store.get(rv.abort_key).decode().partition("\t")
+            # Said on its own machine already (by the rank or its launcher); news to the others.
+            announce = int(node) != rv.node and rv.local_rank == 0
         except Exception as exc:
             reason = f"lost the rendezvous store at {rv.host}:{rv.port} (its host process died?): {exc}"
+            announce = True
         if stop.is_set():
             return
-        if rv.announce_aborts:
+        if rv.announce_aborts and announce:
             print(f"[detrun] rank {rv.rank} stops because {reason}", file=sys.stderr, flush=True)
         time.sleep(ABORT_GRACE_S)
         os._exit(1)  # the main thread may be stuck in a collective that will never finish
