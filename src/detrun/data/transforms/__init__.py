@@ -4,11 +4,12 @@ Names and semantics follow Detectron2's ``detectron2.data.transforms``; where de
 purpose, the class docstring says so.
 """
 from .affine import AffineTransform, ExtentTransform, RotationTransform
-from .augmentation import Augmentation, AugInput, RandomApply, apply_augmentations
+from .augmentation import Augmentation, AugInput, AugmentationList, RandomApply, apply_augmentations
 from .augmentation_color import RandomBrightness, RandomContrast, RandomSaturation
 from .augmentation_geometry import (
     FixedSizeCrop,
     RandomCrop,
+    RandomCrop_CategoryAreaConstraint,
     RandomExtent,
     RandomFlip,
     RandomRotation,
@@ -33,6 +34,7 @@ __all__ = [
     "AffineTransform",
     "AugInput",
     "Augmentation",
+    "AugmentationList",
     "BlendTransform",
     "CropTransform",
     "ExtentTransform",
@@ -44,6 +46,7 @@ __all__ = [
     "RandomBrightness",
     "RandomContrast",
     "RandomCrop",
+    "RandomCrop_CategoryAreaConstraint",
     "RandomExtent",
     "RandomFlip",
     "RandomRotation",

@@ -8,6 +8,7 @@ Constructors take Detectron2's arguments in Detectron2's order.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +17,12 @@ from .transform import NoOpTransform, Transform, TransformList
 
 
 class Augmentation:
-    """Base: ``get_transform(image, rng) -> Transform``; `image` is uint8 [H, W, C] (or [H, W])."""
+    """Base: ``get_transform(image, rng) -> Transform``; `image` is uint8 [H, W, C] (or [H, W]).
+
+    As in Detectron2, the names of `get_transform`'s parameters say what it reads from the
+    `AugInput`: ``get_transform(self, image, sem_seg, rng)`` also gets the label map,
+    ``get_transform(self, image, boxes, rng)`` the boxes (None when the input has none).
+    """
 
     def get_transform(self, image: np.ndarray, rng: np.random.Generator) -> Transform:
         raise NotImplementedError
@@ -24,7 +30,13 @@ class Augmentation:
     def __call__(self, aug_input: AugInput, rng: np.random.Generator | None = None) -> Transform:
         """Pick a transform for `aug_input`, apply it there in place and return it (as in Detectron2).
         `rng` None: a fresh unseeded generator (not reproducible)."""
-        t = self.get_transform(aug_input.image, rng if rng is not None else np.random.default_rng())
+        rng = rng if rng is not None else np.random.default_rng()
+        reads = [name for name in inspect.signature(self.get_transform).parameters if name != "rng"]
+        unknown = [name for name in reads if name not in ("image", "boxes", "sem_seg")]
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.get_transform asks for {unknown}; an AugInput has "
+                            "image, boxes and sem_seg (and the rng)")
+        t = self.get_transform(**{name: getattr(aug_input, name) for name in reads}, rng=rng)
         aug_input.transform(t)
         return t
 
@@ -52,15 +64,30 @@ class AugInput:
                             rng: np.random.Generator | None = None) -> TransformList:
         """Run augmentations (or fixed transforms) in order, each seeing the previous one's output;
         returns what was applied, to replay on other annotations (instance masks, keypoints)."""
+        return AugmentationList(augmentations)(self, rng)
+
+
+class AugmentationList(Augmentation):
+    """Augmentations (or fixed transforms) applied in order to an `AugInput`, each seeing the
+    previous one's output; calling it returns the `TransformList` applied (as in Detectron2)."""
+
+    def __init__(self, augs: Sequence[Augmentation | Transform]):
+        self.augs = list(augs)
+
+    def __call__(self, aug_input: AugInput, rng: np.random.Generator | None = None) -> TransformList:
         rng = rng if rng is not None else np.random.default_rng()
         applied = []
-        for aug in augmentations:
+        for aug in self.augs:
             if isinstance(aug, Transform):
-                self.transform(aug)
+                aug_input.transform(aug)
                 applied.append(aug)
             else:
-                applied.append(aug(self, rng))
+                applied.append(aug(aug_input, rng))
         return TransformList(applied)
+
+    def get_transform(self, image, rng):
+        # What the list does depends on each step's output: only a call on an AugInput can say.
+        raise TypeError("AugmentationList has no get_transform: call it on an AugInput")
 
 
 def apply_augmentations(augmentations: Sequence[Augmentation | Transform], image: np.ndarray,
@@ -72,12 +99,21 @@ def apply_augmentations(augmentations: Sequence[Augmentation | Transform], image
 
 
 class RandomApply(Augmentation):
-    """Apply `tfm_or_aug` (an Augmentation, or a fixed Transform) with probability `prob`, else nothing."""
+    """Apply `tfm_or_aug` (an Augmentation, or a fixed Transform) with probability `prob`, else nothing.
+
+    Called on an `AugInput`, the wrapped augmentation reads from it what it needs (boxes, sem_seg).
+    """
 
     def __init__(self, tfm_or_aug: Augmentation | Transform, prob: float = 0.5):
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"RandomApply: prob must be in [0, 1], got {prob}")
         self.aug, self.prob = tfm_or_aug, prob
+
+    def __call__(self, aug_input: AugInput, rng: np.random.Generator | None = None) -> Transform:
+        rng = rng if rng is not None else np.random.default_rng()
+        if rng.random() >= self.prob:
+            return NoOpTransform()
+        return AugmentationList([self.aug])(aug_input, rng)
 
     def get_transform(self, image, rng):
         if rng.random() >= self.prob:

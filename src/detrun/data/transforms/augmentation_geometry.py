@@ -158,12 +158,49 @@ class RandomCrop(Augmentation):
         cw = int(rng.integers(min(int(a), w), min(int(b), w) + 1))
         return ch, cw
 
+    def get_crop_size(self, image_size: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+        """(h, w) of a window for an image of `image_size` = (h, w), at least 1 and at most the image."""
+        h, w = image_size
+        ch, cw = self._size(h, w, rng)
+        return max(min(ch, h), 1), max(min(cw, w), 1)
+
     def get_transform(self, image, rng):
         h, w = image.shape[:2]
-        ch, cw = self._size(h, w, rng)
-        ch, cw = max(min(ch, h), 1), max(min(cw, w), 1)
+        ch, cw = self.get_crop_size((h, w), rng)
         y0 = int(rng.integers(0, h - ch + 1))
         x0 = int(rng.integers(0, w - cw + 1))
+        return CropTransform(x0=x0, y0=y0, w=cw, h=ch)
+
+
+class RandomCrop_CategoryAreaConstraint(Augmentation):  # noqa: N801 (Detectron2's name)
+    """A `RandomCrop` (same `crop_type`, `crop_size`) whose window no single category of the label
+    map fills more than `single_category_max_area` of, and that holds at least two categories;
+    pixels of `ignored_category` don't count. Reads ``aug_input.sem_seg``.
+
+    Tries up to 10 windows and keeps the last one if none qualifies, as Detectron2 does;
+    ``single_category_max_area=1.0`` is a plain RandomCrop.
+    """
+
+    def __init__(self, crop_type: str, crop_size: Sequence[float], single_category_max_area: float = 1.0,
+                 ignored_category: int | None = None):
+        self.crop_aug = RandomCrop(crop_type, crop_size)
+        self.single_category_max_area, self.ignored_category = single_category_max_area, ignored_category
+
+    def get_transform(self, image, sem_seg, rng):
+        if self.single_category_max_area >= 1.0:
+            return self.crop_aug.get_transform(image, rng)
+        if sem_seg is None:
+            raise ValueError("RandomCrop_CategoryAreaConstraint reads the label map: give AugInput(image, sem_seg=...)")
+        h, w = sem_seg.shape
+        for _ in range(10):
+            ch, cw = self.crop_aug.get_crop_size((h, w), rng)
+            y0 = int(rng.integers(0, h - ch + 1))
+            x0 = int(rng.integers(0, w - cw + 1))
+            labels, counts = np.unique(sem_seg[y0:y0 + ch, x0:x0 + cw], return_counts=True)
+            if self.ignored_category is not None:
+                counts = counts[labels != self.ignored_category]
+            if len(counts) > 1 and counts.max() < counts.sum() * self.single_category_max_area:
+                break
         return CropTransform(x0=x0, y0=y0, w=cw, h=ch)
 
 
