@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from readme_blocks import readme_recipe_blocks
 
 from detrun.config import InstantiationError, RecipeError, compose, get_recipe, instantiate, list_recipes, load, save
 from detrun.config.compose import OverrideError
@@ -80,13 +81,6 @@ def test_compose_rejects_adding_an_existing_key_and_sweeps():
         compose(TOY, ["+optimizer.lr=1"])
     with pytest.raises(OverrideError, match="sweep"):
         compose(TOY, ["optimizer.lr=1,2"])
-
-
-def readme_recipe_blocks() -> dict[str, str]:
-    """The README's Python blocks that are recipe files (first line ``# recipes/NAME.py``), by file name."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    return {m[1]: block for block in blocks if (m := re.match(r"# recipes/(\w+\.py)\n", block))}
 
 
 def test_readme_recipe_reuses_the_imported_model_not_a_neighbour_s_edit(tmp_path):
