@@ -161,6 +161,8 @@ CASES = [
     Case("unknown config key", lambda f: [SHAPES, "trainer.max_iters=5"], ("trainer.max_iters",)),
     Case("trainer.max_iter=abc", lambda f: [SHAPES, "trainer.max_iter=abc"], ("trainer.max_iter", "'abc'")),
     Case("optimizer.lr=abc", lambda f: [SHAPES, "optimizer.lr=abc"], ("optimizer.lr", "'abc'")),
+    Case("trainer.log_period=abc", lambda f: [SHAPES, "trainer.log_period=abc"], ("trainer.log_period", "'abc'")),
+    Case("trainer.max_iter=1.5", lambda f: [SHAPES, "trainer.max_iter=1.5"], ("trainer.max_iter", "1.5")),
     Case("interpolation error", lambda f: [f"recipe={TOY}", "task=print_config", "~model.in_features",
                                            f"hydra.run.dir={f}/run"], ("model.out_features", "in_features")),
     Case("missing weights file", lambda f: [SHAPES, "task=eval", f"model.weights={f}/nope.pth", f"hydra.run.dir={f}/run"],
