@@ -3,7 +3,10 @@
 Inference: ``mask_rcnn_R50_torchvision`` vs torchvision's ``maskrcnn_resnet50_fpn`` and
 ``retinanet_R50_torchvision`` vs its ``retinanet_resnet50_fpn``, on one 800x1216 image
 (torchvision's transform set to scale 1, so both see the same pixels), with random weights
-scaled like the parity tests' so that both return the full 100 detections (with masks). Training: one step (forward + backward + SGD) on a batch of 2 images with 6 objects each,
+scaled like the parity tests' so that both return the full 100 detections (with masks), in each
+of ``--precisions``: fp32, and bf16 (both models under ``torch.autocast("cpu", torch.bfloat16)``,
+what ``trainer.inference_amp=bf16`` does); ``--channels-last`` adds detrun fp32 with its weights
+in channels-last memory format. Training: one step (forward + backward + SGD) on a batch of 2 images with 6 objects each,
 detrun's ``mask_rcnn_R50`` (Detectron2's defaults) and ``mask_rcnn_R50_torchvision`` vs
 torchvision's model. Both torchvision models are built as with pretrained weights (frozen BN,
 stem + res2 frozen), which is how they are used.
@@ -14,10 +17,14 @@ VmHWM, reset between runs). Ratio = detrun / torchvision, measured in the same p
 
     python benchmarks/model.py --runs 5            # inference and training
     python benchmarks/model.py --runs 7 --no-train --models retinanet
+    python benchmarks/model.py --runs 3 --no-train --models maskrcnn --precisions fp32 bf16 --channels-last
+
+The AP change from bf16 on shapes is measured by ``benchmarks/precision_ap.py``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import re
 import statistics
@@ -137,8 +144,13 @@ MODELS = {
 }
 
 
-def inference_cases(tmp: Path, model: str) -> tuple[dict, str]:
-    """{case name: run one inference} for torchvision's and detrun's `model`, and the baseline's name."""
+# --precisions choice -> autocast dtype (None: full precision)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def inference_cases(tmp: Path, model: str, precisions: list[str], channels_last: bool) -> tuple[dict, str]:
+    """{case name: run one inference} for torchvision's and detrun's `model` in each of
+    `precisions` (and detrun fp32 channels-last), and the baseline's name (torchvision, first precision)."""
     build_tv, tv_name, recipe, num_classes = MODELS[model]
     tv = build_tv().eval()
     randomize_(tv)
@@ -151,16 +163,21 @@ def inference_cases(tmp: Path, model: str) -> tuple[dict, str]:
         n_tv, n_ours = len(tv(tv_input)[0]["boxes"]), len(ours(our_input)[0]["instances"])
     print(f"{model} inference detections: torchvision {n_tv}, detrun {n_ours}")
 
-    def run_tv():
-        with torch.no_grad():
-            tv(tv_input)
+    def run(net, inputs, dtype):
+        def call():
+            with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                net(inputs)
+        return call
 
-    def run_ours():
-        with torch.no_grad():
-            ours(our_input)
-
-    baseline = f"torchvision {tv_name}"
-    return {baseline: run_tv, f"detrun {recipe}": run_ours}, baseline
+    cases = {}
+    for precision in precisions:
+        dtype = PRECISIONS[precision]
+        cases[f"torchvision {tv_name} {precision}"] = run(tv, tv_input, dtype)
+        cases[f"detrun {recipe} {precision}"] = run(ours, our_input, dtype)
+        if channels_last and dtype is None:
+            ours_cl = copy.deepcopy(ours).to(memory_format=torch.channels_last)
+            cases[f"detrun {recipe} {precision} channels-last"] = run(ours_cl, our_input, dtype)
+    return cases, next(iter(cases))
 
 
 def training_cases() -> dict:
@@ -207,12 +224,21 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="skip the training-step comparison")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS),
                         help="architectures whose inference is compared")
+    parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS),
+                        help="inference precisions (autocast); ratios are against torchvision in the first")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="also time detrun fp32 inference with channels-last weights")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the core count)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, image {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, image {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"native bf16 (oneDNN) {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
     for model in args.models:
         with tempfile.TemporaryDirectory() as tmp:
-            cases, baseline = inference_cases(Path(tmp), model)
+            cases, baseline = inference_cases(Path(tmp), model, args.precisions, args.channels_last)
             results = compare(cases, args.runs)
         print_table(f"Inference, 1 image ({model})", results, baseline)
     if not args.no_train:

@@ -17,6 +17,10 @@ trainer = OmegaConf.create(
         "find_unused_parameters": False,  # DDP; only for models that skip parameters in some steps
         # Numerics.
         "amp": "off",  # off | bf16 (CUDA and CPU autocast) | fp16 (CUDA, with a GradScaler)
+        # Precision of task=eval, task=predict, the evaluation after training and Predictor:
+        # off | auto | bf16 | fp16 (fp16 on CUDA only). bf16 on a CPU without native bf16 is many
+        # times slower than fp32 (benchmarks/README.md, model).
+        "inference_amp": "${.amp}",
         "grad_accum": 1,  # micro-batches per optimizer step: effective batch = grad_accum x total batch
         "clip_grad_norm": 0.0,  # max global L2 norm of the gradients; 0 disables clipping
         "weight_decay_norm": 0.0,  # weight decay of normalisation layers (null: the optimizer's)

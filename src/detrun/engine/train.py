@@ -302,10 +302,10 @@ def seed_all(seed: int) -> None:
 def evaluate_model(cfg: DictConfig, run_dir: Path, model: nn.Module) -> dict:
     """Score `model` with the recipe's evaluator on ``dataloader.test`` (every rank its shard;
     results on rank 0, ``{}`` elsewhere)."""
-    from detrun.evaluation import inference_on_dataset
+    from detrun.evaluation.inference import inference_amp, inference_on_dataset
 
     evaluator = instantiate(cfg.evaluator, output_dir=str(run_dir / "inference"))
-    return inference_on_dataset(model, instantiate(cfg.dataloader.test), evaluator, amp=cfg.trainer.amp)
+    return inference_on_dataset(model, instantiate(cfg.dataloader.test), evaluator, amp=inference_amp(cfg))
 
 
 def finish_evaluation(results: dict, state: TrainState, model: nn.Module) -> None:

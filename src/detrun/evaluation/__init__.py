@@ -5,6 +5,7 @@ importing this package stays light (no matplotlib).
 """
 from .coco_evaluator import COCOEvaluator
 from .inference import inference_on_dataset
+from .predictor import Predictor
 from .tables import per_category_table, summary_table
 
-__all__ = ["COCOEvaluator", "inference_on_dataset", "per_category_table", "summary_table"]
+__all__ = ["COCOEvaluator", "Predictor", "inference_on_dataset", "per_category_table", "summary_table"]

@@ -8,15 +8,18 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
-from detrun.errors import UserError
 from detrun.utils.comm import is_main_process
+from detrun.utils.precision import autocast_dtype
 
 logger = logging.getLogger(__name__)
 
-_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# The one key for the precision of task=eval, task=predict, the evaluation after training and
+# `Predictor`; recipes default it to trainer.amp (recipes/common/trainer.py).
+INFERENCE_AMP_KEY = "trainer.inference_amp"
 # Iterations excluded from the timing: the first ones pay for cudnn autotuning, Triton
 # compilation, allocator growth and loader start-up.
 _WARMUP_ITERS = 5
@@ -28,14 +31,23 @@ class Evaluator(Protocol):
     def evaluate(self) -> dict: ...
 
 
-def _autocast(model: nn.Module, amp: str) -> contextlib.AbstractContextManager:
-    if amp == "off":
-        return contextlib.nullcontext()
-    if amp not in _AMP_DTYPES:
-        raise UserError(f"amp={amp!r} is not one of off, bf16, fp16")
+def inference_amp(cfg: DictConfig) -> str:
+    """The recipe's inference precision: ``trainer.inference_amp`` (recipes saved before the key:
+    ``trainer.amp``; neither: "off"). A value other than off/auto/bf16/fp16 is a UserError naming the key."""
+    amp = OmegaConf.select(cfg, INFERENCE_AMP_KEY, default=None)
+    if amp is None:
+        amp = OmegaConf.select(cfg, "trainer.amp", default="off")
+    autocast_dtype(amp, torch.device("cpu"), key=INFERENCE_AMP_KEY)  # checked before anything is built
+    return amp
+
+
+def inference_autocast(model: nn.Module, amp: str, key: str = "amp") -> contextlib.AbstractContextManager:
+    """Autocast for running `model` (on the device of its parameters) in precision `amp`
+    (off | auto | bf16 | fp16, see `detrun.utils.precision`); `key` names the setting in errors."""
     param = next(model.parameters(), None)
-    device_type = param.device.type if param is not None else "cpu"
-    return torch.autocast(device_type, dtype=_AMP_DTYPES[amp])
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = autocast_dtype(amp, device, key=key)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def inference_on_dataset(
@@ -52,13 +64,13 @@ def inference_on_dataset(
         model: takes ``list[dict]`` and returns ``[{"instances": Instances}, ...]`` in eval mode.
         loader: yields lists of input dicts.
         evaluator: ``reset / process / evaluate``; None just runs the model (returns ``{}``).
-        amp: "off", "bf16" or "fp16" autocast.
+        amp: "off", "auto" (bf16 where the device computes it natively), "bf16" or "fp16" autocast.
 
     Returns:
         The evaluator's results (``{}`` without one and on ranks other than 0). The time per
         image, excluding the first warm-up iterations, is logged.
     """
-    autocast = _autocast(model, amp)
+    autocast = inference_autocast(model, amp)
     total = len(loader) if hasattr(loader, "__len__") else None
     num_warmup = min(_WARMUP_ITERS, total - 1) if total else _WARMUP_ITERS
     if evaluator is not None:

@@ -21,9 +21,10 @@ from detrun.utils import comm
 from detrun.utils.visualize import draw_record, image_grid
 
 from .coco_results import instances_to_coco_results
-from .inference import inference_on_dataset
+from .inference import inference_amp, inference_on_dataset
 from .json_files import to_json
 from .pictures import SCORE_THRESHOLD, draw_outputs, drawing_style
+from .predictor import Predictor
 from .tables import per_category_table, summary_table
 from .trained_weights import check_trained_predictors
 
@@ -44,12 +45,13 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> None:
     ``run_dir/inference/``: predictions JSON, per-category table).
 
     Runs on ``trainer.gpus`` GPUs or ``trainer.num_processes`` CPU processes like training,
-    each rank scoring its shard of the test set.
+    each rank scoring its shard of the test set, in precision ``trainer.inference_amp``.
     """
     if OmegaConf.select(cfg, "evaluator") is None:
         raise UserError("task=eval needs an 'evaluator' in the recipe (e.g. from recipes/common/evaluation.py)")
     if OmegaConf.select(cfg, "dataloader.test") is None:
         raise UserError("task=eval needs 'dataloader.test' in the recipe")
+    inference_amp(cfg)  # a bad value fails here, before any process starts
     _warn_without_weights(cfg)
     launch(_eval_worker, cfg, Path(run_dir))
 
@@ -59,8 +61,7 @@ def _eval_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     check_trained_predictors(model, cfg, "eval")
     loader = instantiate(cfg.dataloader.test)  # first: building a data set may (re)register its name
     evaluator = instantiate(cfg.evaluator, output_dir=str(run_dir / "inference"))
-    amp = OmegaConf.select(cfg, "trainer.amp", default="off")
-    results = inference_on_dataset(model, loader, evaluator, amp=amp)
+    results = inference_on_dataset(model, loader, evaluator, amp=inference_amp(cfg))
     if comm.is_main_process():
         (run_dir / "results.json").write_text(to_json(results, indent=1))
         print(summary_table(results))
@@ -104,26 +105,21 @@ def run_predict(cfg: DictConfig, run_dir: Path) -> None:
     Writes one PNG per image (detections scoring >= ``score_threshold``, default 0.5, drawn;
     set it with ``+score_threshold=0.3``) and ``predictions.json`` (all detections: file_name,
     category_id (contiguous) and category_name, bbox XYWH, score, RLE segmentation, keypoints)
-    into ``cfg.output`` (default `run_dir`).
+    into ``cfg.output`` (default `run_dir`). Runs a `Predictor` (precision ``trainer.inference_amp``).
     """
     images = _input_images(OmegaConf.select(cfg, "input"))
     out_dir = Path(OmegaConf.select(cfg, "output") or run_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     _warn_without_weights(cfg)
-    use_gpu = int(OmegaConf.select(cfg, "trainer.gpus", default=0) or 0) > 0 and torch.cuda.is_available()
-    model = instantiate(cfg.model).to("cuda" if use_gpu else "cpu").eval()
-    check_trained_predictors(model, cfg, "predict")
-    mapper = instantiate(cfg.dataloader.test.mapper)
+    predictor = Predictor(cfg)
     style = drawing_style(OmegaConf.select(cfg, "evaluator.dataset_name"))
     names = style.get("class_names")
     threshold = float(OmegaConf.select(cfg, "score_threshold", default=SCORE_THRESHOLD))
     predictions = []
     for path, out_file in zip(images, _picture_paths(images, out_dir)):
-        inputs = [mapper({"file_name": str(path), "image_id": path.name})]
-        with torch.no_grad():
-            outputs = model(inputs)
-        instances = outputs[0]["instances"].to("cpu")
-        draw_outputs(inputs, outputs, style, threshold)[0].save(out_file)
+        output = predictor(path)
+        instances = output["instances"]
+        draw_outputs([{"file_name": str(path), "image_id": path.name}], [output], style, threshold)[0].save(out_file)
         for result in instances_to_coco_results(instances, path.name):
             category = result["category_id"]
             result.update(file_name=str(path), category_name=names[category] if names else str(category))
