@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the sibling benchmarks, also whe
 import model as model_bench  # noqa: E402
 import ops as ops_bench  # noqa: E402
 
-from detrun.engine.train import AMP_DTYPES  # noqa: E402
+from detrun.utils.precision import autocast_dtype  # noqa: E402
 from detrun.structures import BitMasks, Boxes, Instances  # noqa: E402
 
 NO_GPU = "no CUDA GPU found: nothing to check"
@@ -145,7 +145,7 @@ def check_train(runs: int, device: str = "cuda", amps=("off", "bf16", "fp16"), b
     case = f"{RECIPE} training step, batch {batch} of {h}x{w}, 6 instances each"
     rows = []
     for amp in amps:
-        dtype = AMP_DTYPES[amp]
+        dtype = autocast_dtype(amp, device)
         # As the trainer does: loss scaling only for fp16 (bf16 has fp32's exponent range).
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
@@ -173,7 +173,7 @@ def check_inference(runs: int, device: str = "cuda", amps=("off", "bf16"), warmu
     inputs = [{"image": model_bench.image(), "height": h, "width": w}]
     rows = []
     for amp in amps:
-        dtype = AMP_DTYPES[amp]
+        dtype = autocast_dtype(amp, device)
 
         def infer():
             with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):

@@ -30,7 +30,7 @@ import torch
 from detrun.config import L, compose, instantiate
 from detrun.engine.hooks import Hook
 from detrun.engine.optim import param_groups
-from detrun.engine.train import AMP_DTYPES, run_train, seed_all
+from detrun.engine.train import run_train, seed_all, training_autocast_dtype
 
 # (wall, cpu) time stamps after each engine step, filled by StepStamps (the run is in-process).
 STAMPS: list[tuple[float, float]] = []
@@ -72,7 +72,7 @@ def bare_stamps(cfg, total_iters: int) -> list[tuple[float, float]]:
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     schedule = instantiate(cfg.lr_scheduler)
     batches = iter(instantiate(cfg.dataloader.train))
-    dtype = AMP_DTYPES[t.amp]
+    dtype = training_autocast_dtype(t.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     seed_all(t.seed)  # as the engine does after building: the same proposal sampling follows
     stamps = [_stamp(device)]

@@ -16,7 +16,9 @@ trainer = OmegaConf.create(
         "dist_url": "auto",  # tcp://HOST:PORT of machine 0 when num_machines > 1
         "find_unused_parameters": False,  # DDP; only for models that skip parameters in some steps
         # Numerics.
-        "amp": "off",  # off | bf16 (CUDA and CPU autocast) | fp16 (CUDA, with a GradScaler)
+        # off | auto (bf16 where the device computes it natively: AVX-512 BF16/AMX CPUs, bf16 GPUs;
+        # full precision elsewhere) | bf16 (CUDA and CPU autocast) | fp16 (CUDA, with a GradScaler)
+        "amp": "off",
         # Precision of task=eval, task=predict, the evaluation after training and Predictor:
         # off | auto | bf16 | fp16 (fp16 on CUDA only). bf16 on a CPU without native bf16 is many
         # times slower than fp32 (benchmarks/README.md, model).

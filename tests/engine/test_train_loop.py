@@ -163,7 +163,7 @@ def test_periodic_and_final_evaluation(tmp_path, monkeypatch):
 @pytest.mark.parametrize("settings, error, needle", [
     ({"gpus": 1}, LaunchError, "trainer.gpus=0"),
     ({"amp": "fp16"}, UserError, "trainer.amp=bf16"),
-    ({"amp": "fp32"}, UserError, "not one of: off, bf16, fp16"),
+    ({"amp": "fp32"}, UserError, "not one of: off, auto, bf16, fp16"),
     ({"grad_accum": 0}, UserError, "grad_accum=0 must be >= 1"),
     ({"machine_rank": 1}, LaunchError, "machine_rank one of 0 .. num_machines-1"),
     ({"num_processes": 2, "dist_url": "localhost:1234"}, LaunchError, "not 'auto' or 'tcp://HOST:PORT'"),

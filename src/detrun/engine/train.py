@@ -29,6 +29,7 @@ from detrun.config import instantiate
 from detrun.errors import UserError
 from detrun.utils import comm
 from detrun.utils.events import METRICS_FILE, MetricsWriter, flatten_results
+from detrun.utils.precision import autocast_dtype
 
 from .checkpointer import CHECKPOINT_DIR, Checkpointer, LoaderRNG, RNGState, list_checkpoints, save_weights
 from .ema import ModelEMA
@@ -38,7 +39,6 @@ from .optim import param_groups
 
 logger = logging.getLogger(__name__)
 
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 FINAL_WEIGHTS = "model_final.pth"
 RESULTS_FILE = "results.json"
 
@@ -111,7 +111,7 @@ def run_summary(run_dir: Path, seconds: float) -> str:
 def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     """One process of a run: build, resume, train, finish. The process group is set up already."""
     t = cfg.trainer
-    amp_dtype = autocast_dtype(t.amp, device)
+    amp_dtype = training_autocast_dtype(t.amp, device)
     if int(t.grad_accum) < 1:
         raise UserError(f"trainer.grad_accum={t.grad_accum} must be >= 1")
     # Rank 0 looks, everyone agrees: ranks must not part ways on a shared directory.
@@ -283,13 +283,12 @@ def check_finite(losses: dict[str, float], iteration: int, checkpointer: Checkpo
         "Lower optimizer.lr, lengthen the warmup, or set trainer.clip_grad_norm, then resume with trainer.resume=true.")
 
 
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``trainer.amp`` (None: off), refusing fp16 where GradScaler can't run."""
-    if amp not in AMP_DTYPES:
-        raise UserError(f"trainer.amp={amp!r} is not one of: {', '.join(AMP_DTYPES)}")
+def training_autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``trainer.amp`` (None: off; see `detrun.utils.precision`), refusing
+    fp16 where GradScaler can't run."""
     if amp == "fp16" and device.type != "cuda":
         raise UserError("trainer.amp=fp16 needs a GPU (it trains with a CUDA GradScaler); on CPU use trainer.amp=bf16")
-    return AMP_DTYPES[amp]
+    return autocast_dtype(amp, device)
 
 
 def seed_all(seed: int) -> None:
