@@ -24,6 +24,14 @@ def test_automatic_on_cpu(no_env):
             assert dispatch.choose(op, CPU, dtype) == "torchvision"
     # torchvision has no mask paste: the torch fallback.
     assert dispatch.choose("paste_masks", CPU, torch.float32) == "torch"
+    # Training on the CPU: the torch roi_align, whose backward is the faster one.
+    assert dispatch.choose("roi_align", CPU, torch.float32, needs_grad=True) == "torch"
+    assert dispatch.choose("nms", CPU, torch.float32, needs_grad=True) == "torchvision"
+    features = torch.zeros(1, 2, 8, 8, requires_grad=True)
+    assert dispatch.select("roi_align", features) == "torch"
+    with torch.no_grad():
+        assert dispatch.select("roi_align", features) == "torchvision"
+    assert dispatch.select("roi_align", features.detach()) == "torchvision"
 
 
 def test_env_var_prefers_but_falls_back_on_coverage(monkeypatch):

@@ -7,8 +7,9 @@ Backends:
   "torch"        pure-PyTorch fallbacks in `detrun.ops`: every op, device and floating dtype.
 
 Choice for `backend=None`: the env var `DETRUN_OPS_BACKEND` if set (and not "auto"), else
-automatic: triton for CUDA tensors, torchvision for CPU tensors, then the next backend in that
-order which covers the op and dtype, ending at torch. A backend named explicitly (argument) that
+automatic: triton for CUDA tensors, torchvision for CPU tensors (torch for CPU roi_align whose
+input needs a gradient), then the next backend in that order which covers the op and dtype,
+ending at torch. A backend named explicitly (argument) that
 cannot run the input raises `OpsBackendError`; a backend named by the env var must be usable on
 the device (else `OpsBackendError`), but for an op or dtype it does not cover the automatic choice
 applies, so one env var can steer a whole model.
@@ -40,6 +41,10 @@ _COVERAGE: dict[str, dict[str, tuple[torch.dtype, ...]]] = {
 }
 OPS = tuple(_COVERAGE)
 _AUTO_ORDER = {"cuda": ("triton", "torchvision", "torch"), "cpu": ("torchvision", "torch")}
+# When the op's input needs a gradient. torchvision's CPU roi_align backward is a serial
+# scatter; the torch fallback's (an embedding_bag backward) takes 0.2-0.5x its time and the
+# pair forward + backward 0.5-0.6x (benchmarks/README.md, ops), so CPU training uses it.
+_AUTO_ORDER_WITH_GRAD = {("roi_align", "cpu"): ("torch",)}
 
 
 class OpsBackendError(UserError, RuntimeError):
@@ -108,24 +113,32 @@ def _check_name(name: str, source: str) -> str:
     return name
 
 
-def automatic(op: str, device: torch.device, dtype: torch.dtype) -> str:
-    """The backend `op` uses on `device`/`dtype` when neither argument nor env var chooses."""
-    for name in _AUTO_ORDER.get(device.type, ("torch",)):
+def automatic(op: str, device: torch.device, dtype: torch.dtype, needs_grad: bool = False) -> str:
+    """The backend `op` uses on `device`/`dtype` when neither argument nor env var chooses;
+    `needs_grad`: the input requires a gradient (training)."""
+    order = _AUTO_ORDER.get(device.type, ("torch",))
+    if needs_grad:
+        order = _AUTO_ORDER_WITH_GRAD.get((op, device.type), order)
+    for name in order:
         if covers(op, name, dtype) and unavailable_reason(name, device) is None:
             return name
     return "torch"
 
 
 def select(op: str, tensor: torch.Tensor, backend: str | None = None) -> str:
-    """Backend name that runs `op` for `tensor` (its device and dtype decide); see `choose`."""
-    return choose(op, tensor.device, tensor.dtype, backend)
+    """Backend name that runs `op` for `tensor` (its device, dtype and whether autograd will
+    need its gradient decide); see `choose`."""
+    return choose(op, tensor.device, tensor.dtype, backend,
+                  needs_grad=tensor.requires_grad and torch.is_grad_enabled())
 
 
-def choose(op: str, device: torch.device, dtype: torch.dtype, backend: str | None = None) -> str:
+def choose(op: str, device: torch.device, dtype: torch.dtype, backend: str | None = None,
+           needs_grad: bool = False) -> str:
     """Backend name that runs `op` on tensors of `device` and `dtype`.
 
     `backend`: an explicit request ("triton" | "torchvision" | "torch") or None (env var, then
-    automatic). Raises OpsBackendError if an explicitly requested backend cannot run the input.
+    automatic). `needs_grad`: the input requires a gradient. Raises OpsBackendError if an
+    explicitly requested backend cannot run the input.
     """
     device = torch.device(device)
     if backend is not None:
@@ -147,4 +160,4 @@ def choose(op: str, device: torch.device, dtype: torch.dtype, backend: str | Non
                                   f"unset {ENV_VAR} to choose automatically")
         if covers(op, name, dtype):
             return name
-    return automatic(op, device, dtype)
+    return automatic(op, device, dtype, needs_grad)
