@@ -13,7 +13,7 @@ _DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` runs bf16 math natively: a CUDA GPU with bf16 units, or a CPU with
     AVX-512 BF16 / AMX (oneDNN's bf16 kernels). Elsewhere bf16 is emulated and slower than
-    float32 (6x per shapes training step on an AVX2 CPU, benchmarks/README.md)."""
+    float32 (~9x per shapes training step on an AVX2 CPU, benchmarks/README.md, train)."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type == "cpu":
