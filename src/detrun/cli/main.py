@@ -28,6 +28,7 @@ from detrun.config.compose import (
 from detrun.config.lazy import check_targets
 from detrun.config.recipes import DEFAULT_RECIPE, is_recipe_path, list_recipes, recipe_file
 from detrun.errors import StorageError, UserError, WorkerError, user_error
+from detrun.utils.precision import AMP_CHOICES
 
 from .tasks import TASKS, run_task
 
@@ -64,7 +65,8 @@ def _help_template(recipes: list[str]) -> str:
         f"  {k}"
         for k in (
             "task=train|eval|predict|check_data|show_data|doctor",
-            "trainer.max_iter=N  trainer.gpus=N  trainer.num_processes=N  trainer.amp=off|bf16|fp16",
+            "trainer.max_iter=N  trainer.gpus=N  trainer.num_processes=N",
+            f"trainer.amp={'|'.join(AMP_CHOICES)} (training)  trainer.inference_amp=the same (eval, predict; default: trainer.amp)",
             "trainer.resume=true  optimizer.lr=X  model.weights=PATH",
             "dataset=NAME (check_data/show_data)  input=PATH output=DIR (predict)",
             "hydra.run.dir=DIR  (where the run writes; default outputs/DATE/TIME)",
