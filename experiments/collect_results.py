@@ -5,7 +5,7 @@ Usage: python experiments/collect_results.py multirun/DATE/TIME [KEY ...]
 Without keys, each row starts with the run's overrides (from Hydra's ``.hydra/overrides.yaml``);
 each KEY (a recipe key such as ``optimizer.lr`` or ``trainer.max_iter``) is a column instead,
 holding the run's value from its resolved ``recipe.yaml`` ("–" where its recipe lacks the key).
-Then box AP, box AP50 and mask AP.
+Then box AP, box AP50 and mask AP, and PQ / mIoU when a run reported panoptic / semantic metrics.
 """
 from __future__ import annotations
 
@@ -36,14 +36,23 @@ def rows(sweep_dir: Path, keys: list[str]) -> list[tuple[list[str], dict]]:
     return found
 
 
+# Columns shown when some run reported them: (header, task, metric).
+EXTRA_COLUMNS = [("PQ", "panoptic_seg", "PQ"), ("mIoU", "sem_seg", "mIoU")]
+
+
 def render(table: list[tuple[list[str], dict]], headers: list[str]) -> str:
-    """The Markdown table: `headers` over the first cells, then box AP, box AP50 and mask AP (percent)."""
+    """The Markdown table: `headers` over the first cells, then box AP, box AP50 and mask AP (percent),
+    then PQ and mIoU if any run has them."""
     widths = [max(len(h), *(len(cells[i]) for cells, _ in table)) for i, h in enumerate(headers)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " | box AP | box AP50 | mask AP |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|-------:|---------:|--------:|"]
+    extra = [c for c in EXTRA_COLUMNS if any(c[2] in result.get(c[1], {}) for _, result in table)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " | box AP | box AP50 | mask AP |"
+             + "".join(f" {h:>5} |" for h, _, _ in extra),
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|-------:|---------:|--------:|"
+             + "".join("-" * (max(len(h), 5) + 1) + ":|" for h, _, _ in extra)]
     for cells, result in table:
         box, segm = result.get("bbox", {}), result.get("segm", {})
         metrics = [_percent(box.get("AP"), 6), _percent(box.get("AP50"), 8), _percent(segm.get("AP"), 7)]
+        metrics += [_percent(result.get(task, {}).get(key), max(len(h), 5)) for h, task, key in extra]
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " | " + " | ".join(metrics) + " |")
     return "\n".join(lines)
 

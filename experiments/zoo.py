@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from detrun.checkpoint import load_weights
 from detrun.config import get_recipe, instantiate, list_recipes, load, locate
-from detrun.data import shapes_dataset
+from detrun.data import shapes_dataset, shapes_panoptic_dataset
 from detrun.engine.train import FINAL_WEIGHTS
 from detrun.utils.events import METRICS_FILE
 
@@ -149,9 +149,9 @@ def read_notes(path: Path) -> str:
 
 
 def shapes_recipes() -> list[str]:
-    """Built-in recipes whose training set is the shapes set."""
+    """Built-in recipes whose training set is a shapes set (plain or panoptic)."""
     return [name for name in list_recipes()
-            if locate(get_recipe(name).dataloader.train.dataset._target_) is shapes_dataset]
+            if locate(get_recipe(name).dataloader.train.dataset._target_) in (shapes_dataset, shapes_panoptic_dataset)]
 
 
 def render(rows: list[dict[str, str]], images: int, notes: str = "") -> str:

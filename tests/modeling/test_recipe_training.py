@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from detrun.config import DEFAULT_RECIPE, get_recipe, instantiate, list_recipes, locate
-from detrun.data import shapes_dataset
+from detrun.data import shapes_dataset, shapes_panoptic_dataset
 from detrun.data.datasets.shapes_render import KEYPOINT_NAMES
 from detrun.modeling import ResNet
 
@@ -28,6 +28,10 @@ STEPS = 5
 NUM_CLASSES = 3
 # The shapes set's sizes, replacing those of the data set a recipe was written for (COCO).
 DATA_SIZES = {"num_classes": NUM_CLASSES, "num_keypoints": len(KEYPOINT_NAMES)}
+# Semantic heads of models that train on label maps use the panoptic shapes set's classes:
+# "things" + stripes, checker, noise. Such models train on that set (its recipe's loader).
+SEMANTIC_CLASSES = 4
+PANOPTIC_SHAPES_RECIPE = "shapes_panoptic_fpn"
 # Upper bounds for proposal and detection counts, by config key (lists: [train, test]).
 TINY_COUNTS = {
     "post_nms_topk": [100, 50],
@@ -60,6 +64,8 @@ def shrink(model: DictConfig) -> None:
         elif key in TINY_COUNTS and node[key] is not None:
             cap = TINY_COUNTS[key]
             node[key] = [min(v, c) for v, c in zip(node[key], cap)] if isinstance(cap, list) else min(node[key], cap)
+    if "sem_seg_head" in model:
+        model.sem_seg_head.num_classes = SEMANTIC_CLASSES
 
 
 def tiny_shapes_loader(cfg: DictConfig, root) -> DictConfig:
@@ -70,10 +76,11 @@ def tiny_shapes_loader(cfg: DictConfig, root) -> DictConfig:
     would only cost time).
     """
     loader = cfg.dataloader.train
-    if locate(loader.dataset._target_) is not shapes_dataset:
+    if locate(loader.dataset._target_) not in (shapes_dataset, shapes_panoptic_dataset):
         options = OmegaConf.to_container(loader.mapper)  # interpolations kept, resolved in `cfg`
         del options["augmentations"]
-        loader = get_recipe(DEFAULT_RECIPE).dataloader.train
+        reads_label_maps = "sem_seg" in locate(cfg.model._target_).training_targets
+        loader = get_recipe(PANOPTIC_SHAPES_RECIPE if reads_label_maps else DEFAULT_RECIPE).dataloader.train
         loader.mapper.update(options)
     loader.dataset.update(num_images=4, image_size=96, min_size=16, max_size=40, root=str(root))
     loader.total_batch_size = 2

@@ -12,8 +12,11 @@ from .datasets import (
     load_coco_json,
     register_all_builtin,
     register_coco_instances,
+    register_coco_panoptic,
     register_shapes,
+    register_shapes_panoptic,
     shapes_dataset,
+    shapes_panoptic_dataset,
 )
 from .detection_utils import annotations_to_instances, filter_empty_instances, read_image, transform_instance_annotations
 from .mapper import DatasetMapper
@@ -47,7 +50,10 @@ __all__ = [
     "read_image",
     "register_all_builtin",
     "register_coco_instances",
+    "register_coco_panoptic",
     "register_shapes",
+    "register_shapes_panoptic",
     "shapes_dataset",
+    "shapes_panoptic_dataset",
     "transform_instance_annotations",
 ]

@@ -163,7 +163,8 @@ def build_train_loader(*, dataset: Sequence[dict], mapper: Callable, total_batch
         aspect_ratio_grouping: batch landscape and portrait images separately.
         shuffle, seed: order of the infinite stream (a new permutation each epoch).
         repeat_threshold: if set, oversample images with rare classes (LVIS repeat factor sampling).
-        filter_empty: drop images without non-crowd annotations.
+        filter_empty: drop images without non-crowd annotations, unless they have a label map
+            (``sem_seg_file_name``: semantic/panoptic training learns from them too).
         on_error: "skip" unreadable images (counted warning) instead of raising.
         start_iter: batches to skip (resume); or use the loader's state_dict / load_state_dict.
         rank, world_size: defaults from torch.distributed (each rank reads its own shard).
@@ -173,7 +174,8 @@ def build_train_loader(*, dataset: Sequence[dict], mapper: Callable, total_batch
         raise ValueError(f"total_batch_size {total_batch_size} is not divisible by the world size {world_size}")
     records = list(dataset)
     if filter_empty:
-        kept = [r for r in records if any(not a.get("iscrowd", 0) for a in r.get("annotations", []))]
+        kept = [r for r in records if r.get("sem_seg_file_name")
+                or any(not a.get("iscrowd", 0) for a in r.get("annotations", []))]
         if len(kept) < len(records):
             logger.info("training on %d images: dropped %d without annotations", len(kept), len(records) - len(kept))
         records = kept

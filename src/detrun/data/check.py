@@ -1,7 +1,8 @@
 """``python -m detrun task=check_data dataset=NAME``: load a data set and report on it, without training.
 
 Prints image and instance counts per class, the category-id mapping, empty images and every
-problem found (bad annotations, duplicate ids, missing/corrupt images, size mismatches), and
+problem found (bad annotations, duplicate ids, missing/corrupt images, size mismatches; for
+panoptic sets also every panoptic PNG against its JSON entry: ids, categories, areas), and
 writes the same report to ``<run_dir>/check_data.txt``. Raises DataError at the end if there
 were problems, so the command exits non-zero.
 """
@@ -19,6 +20,7 @@ from detrun.errors import UserError
 
 from .catalog import DatasetCatalog, MetadataCatalog
 from .datasets import load_coco_json
+from .datasets.coco_panoptic import panoptic_problems
 from .image_io import check_image_size, read_image
 from .problems import DataError, ProblemLog
 from .validation import validate_records
@@ -95,10 +97,16 @@ def check_dataset(name: str, *, decode_workers: int = 2) -> CheckReport:
             if bad is not None:
                 log.add(bad[0], record["file_name"], bad[1], image_id=record.get("image_id"))
 
-    return CheckReport(_format(name, meta, source, records, log), log.problems)
+    extra = []
+    if meta.get("panoptic_json") is not None:
+        checked = panoptic_problems(meta.panoptic_json, meta.panoptic_root, log,
+                                    image_ids={r.get("image_id") for r in records}, workers=decode_workers)
+        extra.append(f"  panoptic: {checked} PNGs of {meta.panoptic_json} checked (segment ids, categories, areas); "
+                     f"stuff classes: {', '.join(meta.get('stuff_classes') or [])}")
+    return CheckReport(_format(name, meta, source, records, log, extra), log.problems)
 
 
-def _format(name: str, meta, source: str, records: list[dict], log: ProblemLog) -> str:
+def _format(name: str, meta, source: str, records: list[dict], log: ProblemLog, extra: list[str] = ()) -> str:
     classes = meta.get("thing_classes") or []
     id_map = meta.get("thing_dataset_id_to_contiguous_id") or {}
     inverse = {v: k for k, v in id_map.items()}
@@ -119,6 +127,7 @@ def _format(name: str, meta, source: str, records: list[dict], log: ProblemLog) 
         cname = classes[c] if c < len(classes) else "?"
         lines.append(f"  {str(inverse.get(c, '-')):>6} {c:>10}  {cname:<24} {images[c]:>8} {instances[c]:>10} {crowd[c]:>6}")
     lines.append("")
+    lines.extend(extra)
     lines.append(f"  images without instances: {len(empty)}" + (
         " (first: " + ", ".join(f"{r['file_name']} (id {r['image_id']})" for r in empty[:5]) + ")" if empty else ""))
     if log.problems:

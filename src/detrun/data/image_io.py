@@ -99,3 +99,30 @@ def check_image_size(record: dict, image: np.ndarray) -> None:
                    "tag (e.g. `exiftool -Orientation= FILE`); if they were drawn on the rotated image, fix the "
                    "record's height/width")
     raise DataError(message)
+
+
+# Label-map modes whose pixel values are the labels themselves (a palette image's indices, not its colours).
+LABEL_MAP_MODES = ("L", "P", "I;16", "I;16L", "I;16B", "I", "1")
+
+
+def read_label_map(file_name: str, *, image_id=None) -> np.ndarray:
+    """Read a semantic label map (one integer class per pixel, 255 usually "ignore") as int64 [H, W].
+
+    Grey ("L", 16/32-bit) and palette ("P") PNGs are read as stored: a palette image gives its
+    indices, which is how label PNGs such as Pascal VOC's are written (Detectron2 reads them
+    through Pillow's "L" conversion, which turns palette indices into colour lumas). Colour
+    images are refused: their labels would need a colour table.
+    """
+    which = f"label map '{file_name}'" + (f" (image id {image_id})" if image_id is not None else "")
+    if not os.path.isfile(file_name):
+        raise DataError(f"{which} does not exist; check the data set's sem_seg_file_name entries (sem_seg_root)")
+    try:
+        with Image.open(file_name) as img:
+            if img.mode not in LABEL_MAP_MODES:
+                raise DataError(f"{which} has Pillow mode '{img.mode}'; a label map must be a one-channel (grey or "
+                                "palette) image whose pixel values are class indices")
+            return np.asarray(img).astype(np.int64)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{which} can't be decoded ({type(exc).__name__}: {exc})") from exc

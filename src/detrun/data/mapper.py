@@ -9,15 +9,17 @@ import torch
 from detrun.structures import Instances
 
 from .detection_utils import annotations_to_instances, filter_empty_instances, transform_instance_annotations
-from .image_io import check_image_size, read_image
-from .transforms import Augmentation, Transform, TransformList, apply_augmentations
+from .image_io import check_image_size, read_image, read_label_map
+from .problems import DataError
+from .transforms import Augmentation, AugInput, Transform, TransformList
 
 
 class DatasetMapper:
     """Read, augment and pack one record.
 
     Returns ``{"image": uint8 Tensor[C, H, W] (after augmentation), "instances": Instances (training
-    only), "height", "width" (original size), "image_id", "file_name"}``.
+    only), "sem_seg": int64 Tensor[H, W] (see `use_sem_seg`), "height", "width" (original size),
+    "image_id", "file_name"}``.
 
     Args:
         is_train: keep annotations (crowd ones dropped) as ``instances``; at test time they are dropped.
@@ -26,17 +28,21 @@ class DatasetMapper:
         use_instance_mask: produce gt_masks; mask_format: "polygon" (cheap to transform) or "bitmask".
         use_keypoint: produce gt_keypoints.
         recompute_boxes: gt_boxes from the masks after augmenting (use with crops).
+        use_sem_seg: read the record's ``sem_seg_file_name`` (a label PNG, see `read_label_map`)
+            into ``"sem_seg"``, augmented with the image (nearest neighbour; pixels the
+            transforms create, e.g. padding, are 255 = ignore). None: in training only
+            (evaluators read the ground truth from the files themselves).
 
     Differs from Detectron2's DatasetMapper: `image_format` defaults to "RGB" (Detectron2's
     configs use "BGR" for its Caffe2-trained backbones), `use_instance_mask` to True; keypoint
     flip indices travel with the flip (``RandomFlip(keypoint_flip_indices=...)``) rather than
     a mapper argument; augmentations draw from the per-sample `rng`; ``sem_seg_file_name`` is
-    not read.
+    read in training only by default, and palette label PNGs give their indices.
     """
 
     def __init__(self, *, is_train: bool, augmentations: Sequence[Augmentation | Transform] = (), image_format: str = "RGB",
                  use_instance_mask: bool = True, mask_format: str = "polygon", use_keypoint: bool = False,
-                 recompute_boxes: bool = False):
+                 recompute_boxes: bool = False, use_sem_seg: bool | None = None):
         if mask_format not in ("polygon", "bitmask"):
             raise ValueError(f"mask_format must be 'polygon' or 'bitmask', got '{mask_format}'")
         if recompute_boxes and not use_instance_mask:
@@ -47,6 +53,7 @@ class DatasetMapper:
         self.mask_format = mask_format if use_instance_mask else None
         self.use_keypoint = use_keypoint
         self.recompute_boxes = recompute_boxes
+        self.use_sem_seg = is_train if use_sem_seg is None else use_sem_seg
 
     def __call__(self, record: dict, rng: np.random.Generator | None = None) -> dict:
         """Map `record`; `rng` drives the augmentations (a fresh unseeded one if None)."""
@@ -54,7 +61,17 @@ class DatasetMapper:
         image = read_image(record["file_name"], self.image_format, image_id=record.get("image_id"))
         check_image_size(record, image)
         original_size = image.shape[:2]
-        image, transforms = apply_augmentations(self.augmentations, image, rng)
+        sem_seg = None
+        if self.use_sem_seg and record.get("sem_seg_file_name"):
+            sem_seg = read_label_map(record["sem_seg_file_name"], image_id=record.get("image_id"))
+            if sem_seg.shape != original_size:
+                raise DataError(f"label map '{record['sem_seg_file_name']}' is {sem_seg.shape[1]}x{sem_seg.shape[0]} "
+                                f"pixels but its image '{record['file_name']}' is {original_size[1]}x{original_size[0]}")
+        # One AugInput for image and label map: augmentations that read the map (crops that
+        # avoid one-class windows) see it, and both go through the same transforms.
+        aug_input = AugInput(image, sem_seg=sem_seg)
+        transforms = aug_input.apply_augmentations(self.augmentations, rng)
+        image = aug_input.image
         image_size = image.shape[:2]
         out = {
             # One copy into a contiguous CHW tensor; flips/crops above were views.
@@ -64,6 +81,8 @@ class DatasetMapper:
             "image_id": record.get("image_id"),
             "file_name": record["file_name"],
         }
+        if sem_seg is not None:
+            out["sem_seg"] = torch.from_numpy(np.ascontiguousarray(aug_input.sem_seg, dtype=np.int64))
         if self.is_train:
             out["instances"] = self._instances(record.get("annotations", []), transforms, image_size)
         return out

@@ -96,12 +96,16 @@ def run_summary(run_dir: Path, seconds: float) -> str:
     lines = [f"Done in {seconds / 60:.1f} min. Run directory: {run_dir}"]
     results_path = run_dir / RESULTS_FILE
     if results_path.is_file():
+        from detrun.evaluation.tables import summary_groups
+
         results = json.loads(results_path.read_text())
-        keys = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-        lines.append(f"  {'task':<10}" + "".join(f"{k:>7}" for k in keys))
-        for task, metrics in results.items():
-            values = [metrics.get(k) for k in keys]
-            lines.append(f"  {task:<10}" + "".join(f"{float('nan') if v is None else v:7.1f}" for v in values))
+        # One block per kind of metrics: COCO AP's six columns, sem_seg's mIoU..., panoptic_seg's PQ...
+        for keys, tasks in summary_groups(results):
+            width = max(10, *(len(t) + 1 for t in tasks))
+            lines.append(f"  {'task':<{width}}" + "".join(f"{k:>7}" for k in keys))
+            for task in tasks:
+                values = [results[task].get(k) for k in keys]
+                lines.append(f"  {task:<{width}}" + "".join(f"{float('nan') if v is None else v:7.1f}" for v in values))
     written = [name for name in (RESULTS_FILE, FINAL_WEIGHTS, "metrics.jsonl", "training_curves.png",
                                  "val_predictions.png", "recipe.yaml") if (run_dir / name).is_file()]
     lines.append(f"  wrote: {', '.join(written)}, checkpoints/")
@@ -301,9 +305,10 @@ def seed_all(seed: int) -> None:
 def evaluate_model(cfg: DictConfig, run_dir: Path, model: nn.Module) -> dict:
     """Score `model` with the recipe's evaluator on ``dataloader.test`` (every rank its shard;
     results on rank 0, ``{}`` elsewhere)."""
+    from detrun.evaluation.evaluators import build_evaluator
     from detrun.evaluation.inference import inference_amp, inference_on_dataset
 
-    evaluator = instantiate(cfg.evaluator, output_dir=str(run_dir / "inference"))
+    evaluator = build_evaluator(cfg.evaluator, output_dir=str(run_dir / "inference"))
     return inference_on_dataset(model, instantiate(cfg.dataloader.test), evaluator, amp=inference_amp(cfg))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from PIL import Image
 
 from detrun.data import DatasetCatalog, MetadataCatalog, read_image
-from detrun.utils.visualize import draw_predictions
+from detrun.utils.visualize import draw_panoptic, draw_predictions, draw_sem_seg
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +31,30 @@ def drawing_style(dataset_name: str | None) -> dict[str, Any]:
     names = list(meta.get("keypoint_names") or [])
     rules = meta.get("keypoint_connection_rules") or []
     skeleton = [(names.index(a), names.index(b)) for a, b, *_ in rules if a in names and b in names]
-    return {"class_names": meta.get("thing_classes"), "class_colors": meta.get("thing_colors"), "skeleton": skeleton}
+    style = {"class_names": meta.get("thing_classes"), "class_colors": meta.get("thing_colors"), "skeleton": skeleton}
+    if meta.get("stuff_classes"):
+        style.update(stuff_classes=meta.get("stuff_classes"), stuff_colors=meta.get("stuff_colors"))
+    return style
 
 
 def draw_outputs(inputs: list[dict], outputs: list[dict], style: dict[str, Any],
                  score_threshold: float = SCORE_THRESHOLD) -> list[Image.Image]:
-    """Each input's original image (read again from ``file_name``, RGB) with its predicted
-    ``instances`` scoring at least `score_threshold` drawn on it."""
-    return [
-        draw_predictions(read_image(inp["file_name"], "RGB", image_id=inp.get("image_id")), out["instances"],
-                         score_threshold=score_threshold, **style)
-        for inp, out in zip(inputs, outputs, strict=True)
-    ]
+    """Each input's original image (read again from ``file_name``, RGB) with its outputs drawn:
+    the ``panoptic_seg`` if there is one (stuff tinted, things outlined and labelled), else the
+    ``sem_seg`` argmax tinted under the predicted ``instances`` scoring at least `score_threshold`."""
+    pictures = []
+    things = {k: style[k] for k in ("class_names", "class_colors") if k in style}
+    stuff = {k: style[k] for k in ("stuff_classes", "stuff_colors") if k in style}
+    for inp, out in zip(inputs, outputs, strict=True):
+        image = read_image(inp["file_name"], "RGB", image_id=inp.get("image_id"))
+        if "panoptic_seg" in out:
+            ids, segments = out["panoptic_seg"]
+            pictures.append(draw_panoptic(image, ids.cpu().numpy(), segments, **things, **stuff))
+            continue
+        if "sem_seg" in out:
+            image = draw_sem_seg(image, out["sem_seg"].argmax(dim=0).cpu().numpy(), **stuff)
+        if "instances" in out:
+            image = draw_predictions(image, out["instances"], score_threshold=score_threshold,
+                                     **{k: v for k, v in style.items() if k not in stuff})
+        pictures.append(image if isinstance(image, Image.Image) else Image.fromarray(image))
+    return pictures

@@ -12,6 +12,7 @@ from detrun.config import instantiate
 from detrun.utils.plots import plot_training_curves
 from detrun.utils.visualize import image_grid
 
+from .evaluators import evaluator_dataset_name
 from .pictures import draw_outputs, drawing_style
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def write_training_report(model: nn.Module, cfg: DictConfig, run_dir: Path) -> N
     if OmegaConf.select(cfg, "dataloader.test") is None:
         logger.warning("No val_predictions.png: the recipe has no dataloader.test")
         return
-    style = drawing_style(OmegaConf.select(cfg, "evaluator.dataset_name"))
+    style = drawing_style(evaluator_dataset_name(cfg))
     was_training = model.training
     model.eval()
     pictures = []

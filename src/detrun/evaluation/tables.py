@@ -20,16 +20,48 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     return "\n".join(lines)
 
 
+AP_COLUMNS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+# Per-category keys: "<prefix>-<category name>" (COCO AP, semantic IoU / accuracy, panoptic PQ).
+PER_CATEGORY_PREFIXES = ("AP", "IoU", "ACC", "PQ")
+
+
+def summary_columns(metrics: Mapping[str, float]) -> list[str]:
+    """The overall metrics of one task, in their order: COCO AP's six for tasks with "AP",
+    otherwise every key that is not per category (mIoU, fwIoU, mACC, pACC; PQ, SQ, RQ, ...)."""
+    if "AP" in metrics:
+        return AP_COLUMNS
+    return [k for k in metrics if k.split("-", 1)[0] not in PER_CATEGORY_PREFIXES or "-" not in k]
+
+
+def summary_groups(results: Mapping[str, Mapping[str, float]]) -> list[tuple[list[str], list[str]]]:
+    """(columns, tasks) of tasks sharing their summary columns, in first-seen order."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for task, metrics in results.items():
+        groups.setdefault(tuple(summary_columns(metrics)), []).append(task)
+    return [(list(columns), tasks) for columns, tasks in groups.items()]
+
+
 def summary_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """One row per task (bbox, segm, keypoints) with its AP, AP50, AP75, APs, APm, APl."""
-    columns = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
-    rows = [[task, *(metrics.get(c, math.nan) for c in columns)] for task, metrics in results.items()]
-    return format_table(["task", *columns], rows)
+    """One row per task with its overall metrics: AP, AP50, AP75, APs, APm, APl for the COCO
+    tasks (bbox, segm, keypoints); tasks with other metrics (sem_seg: mIoU...; panoptic_seg:
+    PQ...) get a table of their own columns below."""
+    tables = []
+    for columns, tasks in summary_groups(results) or [(AP_COLUMNS, [])]:
+        rows = [[task, *(results[task].get(c, math.nan) for c in columns)] for task in tasks]
+        tables.append(format_table(["task", *columns], rows))
+    return "\n\n".join(tables)
 
 
 def per_category_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """One row per category, one AP column per task."""
-    tasks = list(results)
-    names = list(dict.fromkeys(k[3:] for m in results.values() for k in m if k.startswith("AP-")))
-    rows = [[name, *(results[t].get(f"AP-{name}", math.nan) for t in tasks)] for name in names]
-    return format_table(["category", *(f"{t} AP" for t in tasks)], rows)
+    """One row per category, one column per task and per-category metric ("bbox AP", "sem_seg IoU", ...)."""
+    columns = []  # (task, prefix)
+    names: dict[str, None] = {}
+    for task, metrics in results.items():
+        for key in metrics:
+            prefix, _, name = key.partition("-")
+            if name and prefix in PER_CATEGORY_PREFIXES:
+                if (task, prefix) not in columns:
+                    columns.append((task, prefix))
+                names[name] = None
+    rows = [[name, *(results[t].get(f"{p}-{name}", math.nan) for t, p in columns)] for name in names]
+    return format_table(["category", *(f"{t} {p}" for t, p in columns)], rows)

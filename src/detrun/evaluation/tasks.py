@@ -21,6 +21,7 @@ from detrun.utils import comm
 from detrun.utils.visualize import draw_record, image_grid
 
 from .coco_results import instances_to_coco_results
+from .evaluators import build_evaluator, evaluator_dataset_name
 from .inference import inference_amp, inference_on_dataset
 from .json_files import to_json
 from .pictures import SCORE_THRESHOLD, draw_outputs, drawing_style
@@ -60,7 +61,7 @@ def _eval_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     model = instantiate(cfg.model).to(device)
     check_trained_predictors(model, cfg, "eval")
     loader = instantiate(cfg.dataloader.test)  # first: building a data set may (re)register its name
-    evaluator = instantiate(cfg.evaluator, output_dir=str(run_dir / "inference"))
+    evaluator = build_evaluator(cfg.evaluator, output_dir=str(run_dir / "inference"))
     results = inference_on_dataset(model, loader, evaluator, amp=inference_amp(cfg))
     if comm.is_main_process():
         (run_dir / "results.json").write_text(to_json(results, indent=1))
@@ -112,14 +113,17 @@ def run_predict(cfg: DictConfig, run_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     _warn_without_weights(cfg)
     predictor = Predictor(cfg)
-    style = drawing_style(OmegaConf.select(cfg, "evaluator.dataset_name"))
+    style = drawing_style(evaluator_dataset_name(cfg))
     names = style.get("class_names")
     threshold = float(OmegaConf.select(cfg, "score_threshold", default=SCORE_THRESHOLD))
     predictions = []
     for path, out_file in zip(images, _picture_paths(images, out_dir)):
         output = predictor(path)
-        instances = output["instances"]
         draw_outputs([{"file_name": str(path), "image_id": path.name}], [output], style, threshold)[0].save(out_file)
+        if "instances" not in output:  # a semantic model: the picture is its prediction
+            logger.info("%s: semantic segmentation -> %s", path, out_file)
+            continue
+        instances = output["instances"]
         for result in instances_to_coco_results(instances, path.name):
             category = result["category_id"]
             result.update(file_name=str(path), category_name=names[category] if names else str(category))

@@ -5,7 +5,7 @@ from .dense_heads import RetinaNetHead
 from .feature_protocol import FeatureUse, ReadsFeatures
 from .losses import sigmoid_focal_loss
 from .matcher import Matcher
-from .meta_arch import DenseDetector, GeneralizedRCNN, MetaArchitecture, RetinaNet
+from .meta_arch import DenseDetector, GeneralizedRCNN, MetaArchitecture, PanopticFPN, RetinaNet, SemanticSegmentor
 from .postprocess import detector_postprocess
 from .proposal_generator import RPN, DefaultAnchorGenerator, ProposalGenerator, StandardRPNHead
 from .roi_heads import (
@@ -19,6 +19,7 @@ from .roi_heads import (
     ROIPooler,
     StandardROIHeads,
 )
+from .sem_seg_head import SemSegFPNHead
 from .shape_spec import ShapeSpec
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "MaskRCNNConvUpsampleHead",
     "Matcher",
     "MetaArchitecture",
+    "PanopticFPN",
     "ProposalGenerator",
     "ROIBranch",
     "ROIHeads",
@@ -48,6 +50,8 @@ __all__ = [
     "ResNet",
     "RetinaNet",
     "RetinaNetHead",
+    "SemSegFPNHead",
+    "SemanticSegmentor",
     "ShapeSpec",
     "StandardROIHeads",
     "StandardRPNHead",

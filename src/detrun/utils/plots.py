@@ -36,8 +36,9 @@ def _panels(series: dict[str, list]) -> list[tuple[str, list[str], bool]]:
     """(title, keys, log y-axis) of each non-empty panel."""
     losses = sorted(k for k in series if k == "total_loss" or k.startswith("loss_"))
     ap = sorted(k for k in series if k.endswith("/AP"))  # "bbox/AP", "segm/AP", "keypoints/AP"
+    segmentation = sorted(k for k in series if k.endswith(("/PQ", "/mIoU")))  # "panoptic_seg/PQ", "sem_seg/mIoU"
     panels = [("losses", losses, True), ("learning rate", ["lr"] if "lr" in series else [], False),
-              ("evaluation AP (%)", ap, False)]
+              ("evaluation AP (%)", ap, False), ("evaluation PQ / mIoU (%)", segmentation, False)]
     return [p for p in panels if p[1]]
 
 

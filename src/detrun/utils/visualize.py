@@ -1,8 +1,9 @@
 """Draw detections on images with Pillow: boxes, class names and scores, translucent masks with
-outlines, keypoints joined by their skeleton.
+outlines, keypoints joined by their skeleton; semantic label maps and panoptic segmentations
+(stuff tinted by class, things outlined and labelled).
 
-`draw_instances` takes plain arrays; `draw_predictions` (model outputs) and `draw_record`
-(data set ground truth) adapt the two usual sources to it.
+`draw_instances`, `draw_sem_seg` and `draw_panoptic` take plain arrays; `draw_predictions`
+(model outputs) and `draw_record` (data set ground truth) adapt the two usual sources to them.
 """
 from __future__ import annotations
 
@@ -121,13 +122,19 @@ def draw_instances(
             for x, y, _ in points[shown]:
                 draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=tuple(color), outline=(255, 255, 255))
     if labels is not None and boxes is not None:
-        font = ImageFont.load_default(size=max(10, round(14 * scale)))
-        for box, label, color in zip(np.asarray(boxes).reshape(-1, 4), labels, colors):
-            x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=font)
-            x, y = float(box[0]), max(float(box[1]) - (y1 - y0) - 2, 0)
-            draw.rectangle([x, y, x + x1 - x0 + 4, y + y1 - y0 + 2], fill=tuple(color))
-            draw.text((x + 2 - x0, y + 1 - y0), label, fill=_text_color(color), font=font)
+        _draw_labels(draw, np.asarray(boxes).reshape(-1, 4)[:, :2], labels, colors, scale)
     return canvas
+
+
+def _draw_labels(draw: ImageDraw.ImageDraw, corners: np.ndarray, labels: Sequence[str], colors: Sequence[tuple],
+                 scale: float) -> None:
+    """Each label on a box of its colour, sitting on top of the point (x, y) (a box's top-left corner)."""
+    font = ImageFont.load_default(size=max(10, round(14 * scale)))
+    for (cx, cy), label, color in zip(corners, labels, colors):
+        x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=font)
+        x, y = float(cx), max(float(cy) - (y1 - y0) - 2, 0)
+        draw.rectangle([x, y, x + x1 - x0 + 4, y + y1 - y0 + 2], fill=tuple(color))
+        draw.text((x + 2 - x0, y + 1 - y0), label, fill=_text_color(color), font=font)
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -182,6 +189,95 @@ def _record_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     return polygons_to_bitmask(segmentation, height, width)
 
 
+def _stuff_color(label: int, stuff_colors: Sequence[Sequence[int]] | None) -> tuple:
+    if stuff_colors and 0 <= label < len(stuff_colors):
+        return tuple(int(v) for v in stuff_colors[label])
+    return PALETTE[(label + 10) % len(PALETTE)]
+
+
+def draw_sem_seg(
+    image: ImageLike,
+    labels: np.ndarray,
+    *,
+    stuff_classes: Sequence[str] | None = None,
+    stuff_colors: Sequence[Sequence[int]] | None = None,
+    alpha: float = 0.5,
+    ignore_label: int = 255,
+    skip: Sequence[int] = (),
+    show_names: bool = True,
+) -> Image.Image:
+    """Tint each semantic class's pixels with its colour at opacity `alpha` (stuff_colors[k], else
+    `PALETTE`) on a copy of `image`, and write its name (stuff_classes[k]) on its largest part's
+    top-left corner when `show_names`. Pixels of `ignore_label` and of classes in `skip` stay as they are.
+
+    `labels`: int [H, W] at the image's size.
+    """
+    canvas = to_pil(image)
+    labels = np.asarray(labels)
+    if labels.shape != (canvas.height, canvas.width):
+        raise ValueError(f"label map of shape {labels.shape} doesn't match the image ({canvas.height}, {canvas.width})")
+    classes = [int(c) for c in np.unique(labels) if c != ignore_label and c not in skip]
+    colors = [_stuff_color(c, stuff_colors) for c in classes]
+    masks = np.stack([labels == c for c in classes]) if classes else np.zeros((0, *labels.shape), bool)
+    canvas = _blend_masks(canvas, masks, colors, alpha, 0)
+    if show_names and classes:
+        corners = [_mask_corner(m) for m in masks]
+        _draw_labels(ImageDraw.Draw(canvas), np.array(corners, dtype=np.float64), [_name(stuff_classes, c) for c in classes],
+                     colors, max(min(canvas.size) / 400, 0.5))
+    return canvas
+
+
+def _mask_corner(mask: np.ndarray) -> tuple[float, float]:
+    """Where a region's label goes: just below the top-left of its pixels' box (so the label,
+    drawn above the point, stays on the region)."""
+    ys, xs = np.nonzero(mask)
+    return float(xs.min()), float(min(ys.min() + 14, mask.shape[0] - 1))
+
+
+def draw_panoptic(
+    image: ImageLike,
+    segment_ids: np.ndarray,
+    segments: Sequence[dict],
+    *,
+    class_names: Sequence[str] | None = None,
+    class_colors: Sequence[Sequence[int]] | None = None,
+    stuff_classes: Sequence[str] | None = None,
+    stuff_colors: Sequence[Sequence[int]] | None = None,
+    alpha: float = 0.5,
+) -> Image.Image:
+    """Draw a panoptic segmentation: stuff segments tinted with their class colour, thing segments
+    filled translucent in their class colour with an outline and their class name (and score).
+
+    Args:
+        segment_ids: int [H, W] at the image's size (0: void, left as it is).
+        segments: ``{"id", "category_id", "isthing"}`` (+ ``"score"``, ``"iscrowd"``) with contiguous
+            category ids: a thing's index into `class_names`, a stuff's into `stuff_classes`.
+    """
+    canvas = to_pil(image)
+    segment_ids = np.asarray(segment_ids)
+    stuff = np.full(segment_ids.shape, 255, dtype=np.int64)
+    things = []
+    for seg in segments:
+        mask = segment_ids == int(seg["id"])
+        if not mask.any():
+            continue
+        if seg.get("isthing"):
+            things.append((seg, mask))
+        else:
+            stuff[mask] = int(seg["category_id"])
+    canvas = draw_sem_seg(canvas, stuff, stuff_classes=stuff_classes, stuff_colors=stuff_colors, alpha=alpha)
+    if not things:
+        return canvas
+    classes = [int(seg["category_id"]) for seg, _ in things]
+    colors = _class_colors(classes, class_colors)
+    canvas = draw_instances(canvas, masks=np.stack([m for _, m in things]), colors=colors, alpha=alpha)
+    labels = [_name(class_names, c) + (f" {seg['score']:.0%}" if "score" in seg else "")
+              + (" (crowd)" if seg.get("iscrowd") else "") for c, (seg, _) in zip(classes, things)]
+    corners = [(float(np.nonzero(m)[1].min()), float(np.nonzero(m)[0].min())) for _, m in things]
+    _draw_labels(ImageDraw.Draw(canvas), np.array(corners), labels, colors, max(min(canvas.size) / 400, 0.5))
+    return canvas
+
+
 def draw_record(
     image: ImageLike,
     record: dict,
@@ -189,14 +285,32 @@ def draw_record(
     class_names: Sequence[str] | None = None,
     class_colors: Sequence[Sequence[int]] | None = None,
     skeleton: Sequence[tuple[int, int]] = (),
+    stuff_classes: Sequence[str] | None = None,
+    stuff_colors: Sequence[Sequence[int]] | None = None,
 ) -> Image.Image:
     """Draw a data set record's ground truth (boxes, class names, masks, keypoints) on `image`,
-    which must be the record's image at its original size. Crowd regions are labelled "(crowd)"."""
+    which must be the record's image at its original size. Crowd regions are labelled "(crowd)".
+
+    A panoptic record (``pan_seg_file_name`` + ``segments_info``) is drawn as its panoptic
+    segmentation (`draw_panoptic`); a record with only ``sem_seg_file_name`` gets its label map
+    tinted (`draw_sem_seg`) under the instances.
+    """
     canvas = to_pil(image)
     expected = (record.get("height", canvas.height), record.get("width", canvas.width))
     if expected != (canvas.height, canvas.width):
         raise ValueError(f"the image ({canvas.height}, {canvas.width}) and the record of {record.get('file_name')!r} "
                          f"{expected} don't match: draw ground truth on the image at its original size")
+    if record.get("pan_seg_file_name") and "segments_info" in record:
+        from detrun.data.datasets.coco_panoptic import read_panoptic_png
+
+        return draw_panoptic(canvas, read_panoptic_png(record["pan_seg_file_name"]), record["segments_info"],
+                             class_names=class_names, class_colors=class_colors, stuff_classes=stuff_classes,
+                             stuff_colors=stuff_colors)
+    if record.get("sem_seg_file_name"):
+        from detrun.data.image_io import read_label_map
+
+        canvas = draw_sem_seg(canvas, read_label_map(record["sem_seg_file_name"]), stuff_classes=stuff_classes,
+                              stuff_colors=stuff_colors)
     anns = record.get("annotations", [])
     boxes = np.array([BoxMode.convert(list(a["bbox"]), a["bbox_mode"], BoxMode.XYXY_ABS) for a in anns]).reshape(-1, 4)
     classes = [a["category_id"] for a in anns]

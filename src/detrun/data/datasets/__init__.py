@@ -1,16 +1,22 @@
 """Data set loaders and the built-in names (registered when `detrun.data` is imported)."""
 from .builtin import COCO_2017, register_all_builtin
 from .coco import load_coco_json, register_coco_instances
+from .coco_panoptic import load_coco_panoptic, register_coco_panoptic
 from .paths import datasets_root
 from .shapes import ensure_shapes, register_shapes, shapes_dataset
+from .shapes_panoptic import register_shapes_panoptic, shapes_panoptic_dataset
 
 __all__ = [
     "COCO_2017",
     "datasets_root",
     "ensure_shapes",
     "load_coco_json",
+    "load_coco_panoptic",
     "register_all_builtin",
     "register_coco_instances",
+    "register_coco_panoptic",
     "register_shapes",
+    "register_shapes_panoptic",
     "shapes_dataset",
+    "shapes_panoptic_dataset",
 ]

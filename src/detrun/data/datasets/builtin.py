@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from . import coco_person
 from .coco import register_coco_instances
+from .coco_panoptic import register_coco_panoptic
 from .paths import DatasetPath, not_found_hint
 from .shapes import register_builtin_shapes
+from .shapes_panoptic import register_builtin_shapes_panoptic
 
 # name → (image folder, annotation file), relative to $DETRUN_DATASETS; the standard COCO download layout.
 COCO_2017 = {
@@ -16,6 +18,15 @@ COCO_2017 = {
     "keypoints_coco_2017_train": ("coco/train2017", "coco/annotations/person_keypoints_train2017.json"),
     "keypoints_coco_2017_val": ("coco/val2017", "coco/annotations/person_keypoints_val2017.json"),
 }
+# Panoptic FPN's "separated" layout (Detectron2's coco_2017_*_panoptic_separated): the instances JSON for
+# things, the panoptic PNGs for stuff, semantic maps derived from them once into panoptic_semseg_*.
+COCO_2017_PANOPTIC = {
+    f"coco_2017_{split}_panoptic": dict(
+        image_root=f"coco/{split}2017", json_file=f"coco/annotations/instances_{split}2017.json",
+        panoptic_json=f"coco/annotations/panoptic_{split}2017.json", panoptic_root=f"coco/panoptic_{split}2017",
+        sem_seg_root=f"coco/panoptic_semseg_{split}2017")
+    for split in ("train", "val")
+}
 
 
 def register_all_builtin() -> None:
@@ -24,4 +35,8 @@ def register_all_builtin() -> None:
         metadata = coco_person.METADATA if name.startswith("keypoints_") else None
         register_coco_instances(name, DatasetPath(json_file), DatasetPath(image_root), overwrite=True,
                                 metadata=metadata, not_found_hint=not_found_hint(f"Data set '{name}'"))
+    for name, paths in COCO_2017_PANOPTIC.items():
+        register_coco_panoptic(name, **{k: DatasetPath(v) for k, v in paths.items()}, overwrite=True,
+                               not_found_hint=not_found_hint(f"Data set '{name}'"))
     register_builtin_shapes()
+    register_builtin_shapes_panoptic()

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -144,22 +145,32 @@ def ensure_shapes(params: dict, root: str | os.PathLike | None = None) -> Path:
     Safe with several processes (DDP ranks): one generates under a file lock, the others wait.
     """
     out_dir = shapes_cache_dir(params, root)
-    json_file = out_dir / "annotations.json"
-    if json_file.is_file():
-        return json_file
+    return ensure_generated(out_dir, "annotations.json", functools.partial(generate_shapes, params),
+                            f"{params['num_images']} shapes images")
+
+
+def ensure_generated(out_dir: Path, marker: str, generate: Callable[[Path], object], what: str) -> Path:
+    """``out_dir / marker``, after running ``generate(tmp_dir)`` once if it is missing.
+
+    `generate` writes a whole generated set into the folder it is given; that folder is renamed
+    to `out_dir` when done, so the set appears complete or not at all. Several processes (DDP
+    ranks) may call this at once: one generates under a file lock, the others wait.
+    """
+    marker_file = out_dir / marker
+    if marker_file.is_file():
+        return marker_file
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not json_file.is_file():  # another process may have finished it while we waited
+        if not marker_file.is_file():  # another process may have finished it while we waited
             start = time.perf_counter()
             tmp = out_dir.parent / f".{out_dir.name}.tmp{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            generate_shapes(params, tmp)
+            generate(tmp)
             shutil.rmtree(out_dir, ignore_errors=True)
             os.replace(tmp, out_dir)  # appears complete or not at all
-            logger.info("generated %d shapes images in %s (%.1f s)", params["num_images"], out_dir,
-                        time.perf_counter() - start)
-    return json_file
+            logger.info("generated %s in %s (%.1f s)", what, out_dir, time.perf_counter() - start)
+    return marker_file
 
 
 def register_shapes(name: str, *, num_images: int, seed: int, image_size: int = DEFAULTS["image_size"],

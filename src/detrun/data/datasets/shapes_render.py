@@ -8,6 +8,7 @@ keypoint names (top_left, ...) mean the same thing on every object.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,11 +110,15 @@ def _pick_color(rng: np.random.Generator, avoid: list[np.ndarray]) -> np.ndarray
 
 def render_image(rng: np.random.Generator, *, image_size: int, min_objects: int, max_objects: int,
                  min_size: float, max_size: float, occlusion_prob: float,
-                 max_occluded_fraction: float) -> tuple[np.ndarray, list[RenderedObject]]:
+                 max_occluded_fraction: float,
+                 background: Callable[[np.random.Generator, int], np.ndarray] | None = None,
+                 ) -> tuple[np.ndarray, list[RenderedObject]]:
     """Render one image. Returns (uint8 RGB [S, S, 3], visible objects back to front).
 
     Each new object either avoids all earlier ones or (with probability `occlusion_prob`) may
     cover them, as long as no object loses more than `max_occluded_fraction` of its area.
+    `background(rng, size)` paints the float [S, S, 3] background (default: `_background`'s
+    texture); the panoptic variant passes one that also records its stuff regions.
     """
     size = image_size
     label = np.full((size, size), -1, dtype=np.int16)
@@ -140,7 +145,7 @@ def render_image(rng: np.random.Generator, *, image_size: int, min_objects: int,
         shapes.append(shape)
         full_area.append(int(inside.sum()))
 
-    img = _background(rng, size)
+    img = (background or _background)(rng, size)
     avoid = [img.reshape(-1, 3).mean(axis=0)]
     objects = []
     for idx, shape in enumerate(shapes):

@@ -135,6 +135,18 @@ class ResizeTransform(Transform):
         cols = np.minimum(((np.arange(self.new_w) + 0.5) * self.w / self.new_w).astype(np.int64), self.w - 1)
         return masks[:, rows][:, :, cols]
 
+    def apply_segmentation(self, segmentation):
+        # Pillow's own nearest neighbour (on int32 labels), so a label map stays aligned with an
+        # image resized with interp="nearest" even where a pixel centre falls exactly on a source
+        # pixel edge (Pillow's rounding there differs from the float rule in apply_masks).
+        if (self.h, self.w) == (self.new_h, self.new_w):
+            return segmentation
+        segmentation = np.asarray(segmentation)
+        if segmentation.min(initial=0) < np.iinfo(np.int32).min or segmentation.max(initial=0) > np.iinfo(np.int32).max:
+            return super().apply_segmentation(segmentation)
+        resized = Image.fromarray(segmentation.astype(np.int32)).resize((self.new_w, self.new_h), Image.Resampling.NEAREST)
+        return np.asarray(resized).astype(segmentation.dtype)
+
     def inverse(self):
         return ResizeTransform(h=self.new_h, w=self.new_w, new_h=self.h, new_w=self.w, interp=self.interp)
 
