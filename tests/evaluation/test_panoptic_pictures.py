@@ -71,3 +71,15 @@ def test_panoptic_ground_truth_record_is_drawn_from_its_png(tmp_path):
     picture = np.asarray(draw_record(image, record, **STYLE))
     np.testing.assert_array_equal(picture[10, 70], tint(image[10, 70], STUFF_COLORS[1]))
     np.testing.assert_array_equal(picture[49, 50], THING_COLORS[1])
+
+
+def test_predictor_returns_panoptic_outputs_on_the_cpu(tmp_path):
+    from detrun.config import compose
+    from detrun.evaluation import Predictor
+
+    image, _, _ = scene()
+    Image.fromarray(image).save(tmp_path / "a.png")
+    output = Predictor(compose("shapes_panoptic_fpn"))(tmp_path / "a.png")  # random weights: shapes only
+    ids, segments = output["panoptic_seg"]
+    assert ids.shape == (60, 80) and ids.device.type == "cpu" and isinstance(segments, list)
+    assert output["sem_seg"].shape == (4, 60, 80) and output["instances"].image_size == (60, 80)

@@ -41,9 +41,11 @@ class Predictor:
 
     def __call__(self, image: str | Path) -> dict:
         """The model's output for the image file: ``{"instances": Instances}`` (``pred_boxes``,
-        ``scores``, ``pred_classes``, ``pred_masks`` / ``pred_keypoints`` as the model predicts)
-        in pixels of the file's image, on the CPU."""
+        ``scores``, ``pred_classes``, ``pred_masks`` / ``pred_keypoints`` as the model predicts),
+        ``"sem_seg"`` and ``"panoptic_seg"`` (ids, segments) where the model makes them, in
+        pixels of the file's image, on the CPU."""
         inputs = [self.mapper({"file_name": str(image), "image_id": Path(image).name})]
         with torch.no_grad(), self._autocast:
             output = self.model(inputs)[0]
-        return {key: value.to("cpu") for key, value in output.items()}
+        return {key: (value[0].to("cpu"), value[1]) if key == "panoptic_seg" else value.to("cpu")
+                for key, value in output.items()}
