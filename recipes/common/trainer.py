@@ -25,8 +25,10 @@ trainer = OmegaConf.create(
         "inference_amp": "${.amp}",
         "grad_accum": 1,  # micro-batches per optimizer step: effective batch = grad_accum x total batch
         "clip_grad_norm": 0.0,  # max global L2 norm of the gradients; 0 disables clipping
-        "weight_decay_norm": 0.0,  # weight decay of normalisation layers (null: the optimizer's)
-        "weight_decay_bias": 0.0,  # weight decay of other biases (null: the optimizer's)
+        # Weight decay of normalisation layers and of other biases (null: the optimizer's), for
+        # optimizers without a `params` node (with one, e.g. AdamW, its own keys decide).
+        "weight_decay_norm": 0.0,
+        "weight_decay_bias": 0.0,
         "ema": {"enabled": False, "decay": 0.9998, "warmup_iters": 2000},  # EMA weights are evaluated and saved
         "seed": 0,  # weights are seeded with it, rank r's data/dropout with seed + r
         # Checkpoints, evaluation, logging.

@@ -134,8 +134,17 @@ def test_trainable_norms_train(norm):
 def test_norm_factory():
     assert isinstance(get_norm("GN", 48), nn.GroupNorm) and get_norm("GN", 48).num_groups == 16
     assert get_norm("", 8) is None
-    with pytest.raises(ValueError, match="unknown norm 'LN'"):
-        get_norm("LN", 8)
+    with pytest.raises(ValueError, match="unknown norm 'IN'"):
+        get_norm("IN", 8)
+    # "LN": LayerNorm over the channels of each pixel, as nn.LayerNorm on a channels-last view.
+    ln = get_norm("LN", 8)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-1, 1)
+    x = torch.randn(2, 8, 5, 7)
+    reference = nn.LayerNorm(8, eps=1e-6)
+    reference.load_state_dict(ln.state_dict())
+    torch.testing.assert_close(ln(x), reference(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
 
 
 def fpn_tv_weights_test(tmp_path, depth, returned_layers, extra_tv, extra_ours, in_features):

@@ -42,13 +42,16 @@ dataloader.test = L(build_test_loader)(
     num_workers=4,
 )
 
-# Large-scale jitter (Ghiasi et al., "Simple Copy-Paste", 2021): scale 0.1-2.0 of 1024², crop/pad to 1024².
-# Boxes come from the masks after cropping (a clipped box can be larger than what is left of the object).
+# Large-scale jitter (Ghiasi et al., "Simple Copy-Paste", 2021), as Detectron2's coco_loader_lsj:
+# flip, scale to 0.1-2.0 of 1024², crop to at most 1024² without padding (the model pads every image
+# to its 1024² square, `SimpleFeaturePyramid(square_pad=1024)`), 64 images per batch. Boxes come from
+# the masks after cropping (a clipped box can be larger than what is left of the object).
 coco_lsj = OmegaConf.create({"train": OmegaConf.to_container(dataloader.train), "test": OmegaConf.to_container(dataloader.test)})
 coco_lsj.train.mapper.augmentations = [
-    L(ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=1024, target_width=1024),
-    L(FixedSizeCrop)(crop_size=[1024, 1024]),
     L(RandomFlip)(horizontal=True),
+    L(ResizeScale)(min_scale=0.1, max_scale=2.0, target_height=1024, target_width=1024),
+    L(FixedSizeCrop)(crop_size=[1024, 1024], pad=False),
 ]
 coco_lsj.train.mapper.recompute_boxes = True
+coco_lsj.train.total_batch_size = 64
 coco_lsj.test.mapper.augmentations = [L(ResizeShortestEdge)(short_edge_length=1024, max_size=1024)]

@@ -5,6 +5,10 @@ backbone itself in a model without FPN). Choosing a name merges its node into th
 when both build the same class, so ``R101`` changes the depth and keeps the recipe's norm,
 ``freeze_at`` and stride placement; a node of another class (your own backbone) replaces it
 (the FPN reads its ``output_shape()``, unless the recipe sets ``model.backbone.in_features``).
+``timm:NAME`` (``model/backbone=timm:convnext_tiny``) builds any timm model as a `TimmBackbone`
+(``pip install 'detrun[timm]'``) with the outputs the replaced node had (``res2``-``res5``, or
+its ``out_features``), randomly initialised: give weights with
+``model.backbone.bottom_up.pretrained_file=PATH`` (a timm state dict).
 Register your own in a recipe file: ``BACKBONES["tiny"] = L(MyBackbone)(width=32)``, then
 ``python -m detrun recipe=my_recipe.py model/backbone=tiny``. This module is imported once and
 shared by every recipe load (`detrun.config.recipes.REGISTRY_MODULES`), so the name stays
@@ -14,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from detrun.config import L
 from detrun.errors import UserError
-from detrun.modeling import ResNet
+from detrun.modeling import ResNet, TimmBackbone
 
 BACKBONES = {f"R{depth}": L(ResNet)(depth=depth) for depth in (18, 34, 50, 101, 152)}
+TIMM_PREFIX = "timm:"
 
 
 class UnknownBackboneError(UserError, KeyError):
@@ -32,12 +37,18 @@ def choose_backbone(cfg: DictConfig, name: str) -> DictConfig:
     Raises:
         UnknownBackboneError: `name` isn't registered (the message lists the names that are).
     """
+    parent = cfg.model.backbone if "bottom_up" in cfg.model.backbone else cfg.model
+    key = "bottom_up" if parent is not cfg.model else "backbone"
+    if name.startswith(TIMM_PREFIX) and name not in BACKBONES:
+        out_features = parent[key].get("out_features")
+        parent[key] = L(TimmBackbone)(model_name=name[len(TIMM_PREFIX):],
+                                      out_features=list(out_features) if out_features is not None else None)
+        return cfg
     if name not in BACKBONES:
         raise UnknownBackboneError(f"unknown backbone '{name}'; registered names: {', '.join(BACKBONES)} "
                                    "(add one in your recipe file: from detrun.recipes.common.models.backbones "
-                                   "import BACKBONES; BACKBONES['name'] = L(MyBackbone)(...))")
-    parent = cfg.model.backbone if "bottom_up" in cfg.model.backbone else cfg.model
-    key = "bottom_up" if parent is not cfg.model else "backbone"
+                                   "import BACKBONES; BACKBONES['name'] = L(MyBackbone)(...)), or "
+                                   "timm:MODEL for a timm model (timm:convnext_tiny)")
     current, chosen = parent[key], BACKBONES[name]
     if current.get("_target_") == chosen["_target_"]:
         parent[key] = OmegaConf.merge(current, chosen)

@@ -8,9 +8,11 @@ Their batch norms are already folded into a scale ``_s`` and shift ``_b``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
 
+from .converters import Converter, register_converter
 from .model_layout import ModelLayout, rename_into_trunk
 
 _C2_STEM = re.compile(r"^(conv1_|res_conv1_)")
@@ -79,3 +81,32 @@ def convert_detectron2(weights: dict[str, torch.Tensor], layout: ModelLayout):
         else:
             converted[prefix + key] = value
     return converted, ignored, []
+
+
+def _describe_detectron2(obj, path, container: str) -> str:
+    suffix = Path(path).suffix
+    author = obj.get("__author__") if isinstance(obj, dict) else None
+    return f"Detectron2 {suffix or 'file'}" + (f" ({author})" if author else "") + f" / detrun names{container}"
+
+
+register_converter(Converter(
+    name="detrun checkpoint",
+    # detrun names are Detectron2's, including a bare ResNet's.
+    recognise=lambda weights, layout, obj: isinstance(obj, dict) and obj.get("format") == "detrun",
+    convert=convert_detectron2,
+    priority=100,
+))
+register_converter(Converter(
+    name="Caffe2/MSRA ImageNet ResNet (Detectron2 ImageNetPretrained)",
+    recognise=lambda weights, layout, obj: is_caffe2_backbone(list(weights)),
+    convert=convert_caffe2_backbone,
+    priority=10,
+))
+# Anything no family recognised: Detectron2's names, which are detrun's.
+register_converter(Converter(
+    name="Detectron2 / detrun names",
+    recognise=lambda weights, layout, obj: True,
+    convert=convert_detectron2,
+    priority=-100,
+    describe=_describe_detectron2,
+))

@@ -7,6 +7,11 @@
 | Caffe2/MSRA ImageNet ResNet `.pkl`       | Caffe2 blob names (``res2_0_branch2a_w``)              |
 | torchvision Faster/Mask/Keypoint R-CNN, RetinaNet | ``backbone.body.*``, ``rpn.head.*``                    |
 | torchvision ImageNet ResNet              | ``conv1.weight``, ``layer1.0.conv1.weight``            |
+| MAE / timm ViT (into a detrun ViT)       | ``blocks.0.attn.qkv.weight``, ``patch_embed.proj.*``   |
+| timm model (into a `TimmBackbone`)       | its keys fit the model's timm module                   |
+
+Each row is a `Converter` registered by its family (`detrun.checkpoint.converters`); position
+embeddings of another grid are resized to the model's on load.
 
 Weights may sit at the top level or under ``"model"`` / ``"state_dict"`` (Caffe2 detection
 files: ``"blobs"``), as tensors or numpy arrays; a DistributedDataParallel ``module.``
@@ -14,6 +19,7 @@ prefix is removed.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .detectron2_names import convert_caffe2_backbone, convert_detectron2, is_caffe2_backbone
+from . import detectron2_names, torchvision_names  # noqa: F401 (they register their converters)
+from .converters import adapt_shapes, find_converter
 from .model_layout import ModelLayout
 from .reading import CheckpointError
-from .torchvision_names import convert_torchvision_detection, convert_torchvision_resnet
 
 _WRAPPER_KEYS = ("model", "state_dict", "blobs")
 
@@ -39,42 +45,39 @@ class ConvertedWeights:
         source: what the file was recognised as (for the load report).
         ignored: file keys deliberately left out (ImageNet classifier, pixel statistics, ...).
         unknown: file keys the converter has no name for (reported as unexpected).
+        trunk: prefix of the backbone part that must fit exactly (None: none).
+        may_miss: model keys under `trunk` the file needn't have.
+        resized: keys whose tensors were resized to the model's shape (position embeddings).
     """
 
     state_dict: dict[str, torch.Tensor]
     source: str
     ignored: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    trunk: str | None = None
+    may_miss: re.Pattern | None = None
+    resized: list[str] = field(default_factory=list)
 
 
-def convert_checkpoint(obj: Any, model_keys: Iterable[str], path: str | Path) -> ConvertedWeights:
-    """Convert the object read from `path` into detrun names for a model with `model_keys`.
+def convert_checkpoint(obj: Any, model_keys: Iterable[str], path: str | Path,
+                       model_shapes: dict[str, tuple] | None = None) -> ConvertedWeights:
+    """Convert the object read from `path` into detrun names for a model with `model_keys`
+    (and tensor shapes `model_shapes`, which let position embeddings be resized on load).
+
+    The registered converters (`detrun.checkpoint.converters`) are asked in priority order; the
+    first that recognises the file converts it.
 
     Raises:
         CheckpointError: the object holds no tensors/arrays, so it isn't a weight file.
     """
     weights, container = _unwrap(obj, path)
-    layout = ModelLayout(model_keys, path)
-    keys = list(weights)
-    suffix = Path(path).suffix
-    if isinstance(obj, dict) and obj.get("format") == "detrun":
-        # detrun names are Detectron2's, including a bare ResNet's.
-        converted, ignored, unknown = convert_detectron2(weights, layout)
-        source = "detrun checkpoint"
-    elif any(k.startswith(("backbone.body.", "rpn.head.")) for k in keys):
-        converted, ignored, unknown = convert_torchvision_detection(weights, layout)
-        source = "torchvision detection model"
-    elif "conv1.weight" in weights and "layer1.0.conv1.weight" in weights:
-        converted, ignored, unknown = convert_torchvision_resnet(weights, layout)
-        source = "torchvision ImageNet ResNet"
-    elif is_caffe2_backbone(keys):
-        converted, ignored, unknown = convert_caffe2_backbone(weights, layout)
-        source = "Caffe2/MSRA ImageNet ResNet (Detectron2 ImageNetPretrained)"
-    else:
-        converted, ignored, unknown = convert_detectron2(weights, layout)
-        author = obj.get("__author__") if isinstance(obj, dict) else None
-        source = f"Detectron2 {suffix or 'file'}" + (f" ({author})" if author else "") + f" / detrun names{container}"
-    return ConvertedWeights(converted, source, ignored, unknown)
+    layout = ModelLayout(model_keys, path, model_shapes)
+    converter = find_converter(weights, layout, obj)
+    converted, ignored, unknown = converter.convert(weights, layout)
+    source = converter.describe(obj, path, container) if converter.describe else converter.name
+    trunk = converter.trunk(layout) if converter.trunk else layout.trunk
+    resized = adapt_shapes(converted, layout)
+    return ConvertedWeights(converted, source, ignored, unknown, trunk, converter.may_miss, resized)
 
 
 def _unwrap(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], str]:

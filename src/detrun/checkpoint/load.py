@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import weakref
 from dataclasses import dataclass, field
@@ -12,7 +13,6 @@ from torch import nn
 from detrun.utils import comm
 
 from .formats import convert_checkpoint
-from .model_layout import ModelLayout
 from .reading import CheckpointError, read_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = False, ve
             with `strict`, anything didn't fit. The message names the file and the keys.
     """
     model_state = model.state_dict()
-    converted = convert_checkpoint(read_checkpoint(path), model_state.keys(), path)
+    shapes = {k: tuple(v.shape) for k, v in model_state.items()}
+    converted = convert_checkpoint(read_checkpoint(path), model_state.keys(), path, shapes)
     report = LoadReport(path=str(path), source=converted.source, ignored=list(converted.ignored),
                         unexpected=list(converted.unknown))
     to_load = {}
@@ -158,7 +159,7 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = False, ve
     report.missing_shapes = {k: tuple(model_state[k].shape) for k in report.missing}
     if verbose:
         print(report.table(), file=sys.stdout, flush=True)
-    _check_fit(report, converted.state_dict, ModelLayout(model_state.keys(), path).trunk, strict)
+    _check_fit(report, converted.state_dict, converted.trunk, strict, converted.may_miss)
     model.load_state_dict(to_load, strict=False)
     skipped = report.predictors_skipped_from_file()
     if skipped and comm.is_main_process():
@@ -180,7 +181,8 @@ def describe_predictors(layers: dict[str, tuple[tuple | None, tuple]]) -> str:
                      for layer, (a, b) in layers.items())
 
 
-def _check_fit(report: LoadReport, file_state: dict, trunk: str | None, strict: bool) -> None:
+def _check_fit(report: LoadReport, file_state: dict, trunk: str | None, strict: bool,
+               may_miss: re.Pattern | None = None) -> None:
     """Raise CheckpointError when the file is for another architecture (see `load_weights`)."""
     path = report.path
     if not report.loaded:
@@ -202,14 +204,15 @@ def _check_fit(report: LoadReport, file_state: dict, trunk: str | None, strict: 
         return
     if trunk is None or not any(k.startswith(trunk) for k in file_state):
         return
-    bad = {kind: [k for k in keys if k.startswith(trunk)] for kind, keys in problems.items()}
+    bad = {kind: [k for k in keys if k.startswith(trunk) and not (kind == "missing" and may_miss and may_miss.search(k))]
+           for kind, keys in problems.items()}
     bad = {kind: keys for kind, keys in bad.items() if keys}
     if bad:
         where = trunk.rstrip(".") or "the ResNet"
         raise CheckpointError(
             f"weights file '{path}' ({report.source}) has a different backbone than the model ({where}): "
             + "; ".join(f"{len(keys)} {kind} keys: {_examples(keys)}" for kind, keys in bad.items())
-            + ". Is it for another ResNet depth or another architecture? Check model.backbone against the file."
+            + ". Is it for another depth, width or architecture? Check model.backbone against the file."
         )
 
 

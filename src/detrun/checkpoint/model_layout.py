@@ -21,11 +21,14 @@ class ModelLayout:
     Args:
         model_keys: the model's state-dict keys.
         path: the checkpoint being converted (for error messages).
+        shapes: key -> shape of the model's tensors, where known (converters that resize, e.g.
+            position embeddings, need them).
     """
 
-    def __init__(self, model_keys: Iterable[str], path: str | Path):
+    def __init__(self, model_keys: Iterable[str], path: str | Path, shapes: dict[str, tuple] | None = None):
         self.keys = list(model_keys)
         self.path = path
+        self.shapes = dict(shapes or {})
 
     @property
     def trunk(self) -> str | None:

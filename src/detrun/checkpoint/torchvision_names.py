@@ -11,6 +11,7 @@ import re
 
 import torch
 
+from .converters import Converter, register_converter
 from .model_layout import ModelLayout, rename_into_trunk
 
 _RESNET_RULES = [
@@ -113,3 +114,19 @@ def _to_detrun_class_layout(key: str, value: torch.Tensor) -> torch.Tensor:
     if key.startswith("roi_heads.mask_head.predictor."):
         return value[1:]  # drop the background mask channel
     return value
+
+
+register_converter(Converter(
+    name="torchvision detection model",
+    recognise=lambda weights, layout, obj: any(k.startswith(("backbone.body.", "rpn.head.")) for k in weights),
+    convert=convert_torchvision_detection,
+    priority=30,
+))
+register_converter(Converter(
+    name="torchvision ImageNet ResNet",
+    # timm's ResNets share these names: into a model with a detrun ResNet they load as torchvision's
+    # (the timm converter, asked first, takes them for a model with a timm backbone).
+    recognise=lambda weights, layout, obj: "conv1.weight" in weights and "layer1.0.conv1.weight" in weights,
+    convert=convert_torchvision_resnet,
+    priority=20,
+))

@@ -132,7 +132,8 @@ def instantiate(node: Any, /, **overrides: Any) -> Any:
             Interpolations are resolved against the node's root first.
         **overrides: keyword arguments for the top-level call, replacing or adding to the
             node's own (e.g. ``instantiate(cfg.optimizer, params=groups)``). They are
-            passed as given, not instantiated.
+            passed as given, not instantiated, and the node's own values they replace are
+            not built.
 
     Returns:
         The built object; containers without ``_target_`` come back as plain dicts/lists.
@@ -191,8 +192,11 @@ def _build(node: Any, path: str, overrides: Mapping[str, Any] | None = None) -> 
             target = locate(node[TARGET_KEY]) if isinstance(node[TARGET_KEY], str) else node[TARGET_KEY]
         except ImportError as exc:
             raise InstantiationError(f"{target_path} = '{node[TARGET_KEY]}' can't be imported: {exc}") from exc
-        kwargs = {k: _build(v, _join(path, k)) for k, v in node.items() if k != TARGET_KEY}
-        kwargs.update(overrides or {})
+        # An argument given in `overrides` replaces the node's own, which is not built (the
+        # optimizer's `params` node needs the model that the engine passes instead).
+        overrides = overrides or {}
+        kwargs = {k: _build(v, _join(path, k)) for k, v in node.items() if k != TARGET_KEY and k not in overrides}
+        kwargs.update(overrides)
         where = f"building '{path or '<root>'}' ({node[TARGET_KEY]})"
         _check_arguments(target, list(kwargs), where)
         try:

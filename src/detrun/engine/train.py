@@ -35,7 +35,7 @@ from .checkpointer import CHECKPOINT_DIR, Checkpointer, LoaderRNG, RNGState, lis
 from .ema import ModelEMA
 from .hooks import IterationTimer, PeriodicCheckpoint, PeriodicEval, ProgressLogger, TrainState
 from .launch import launch
-from .optim import param_groups
+from .optim import build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -124,10 +124,10 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
         raise RunDirError(problem)
     seed_all(t.seed)  # identical initial weights on every rank
     model = instantiate(cfg.model).to(device)
-    groups = param_groups(model, weight_decay_norm=t.weight_decay_norm, weight_decay_bias=t.weight_decay_bias)
-    optimizer = instantiate(cfg.optimizer, params=groups)
-    for group in optimizer.param_groups:
-        group.setdefault("initial_lr", group["lr"])  # the schedule multiplies this; saved with the optimizer
+    # Groups from the recipe's optimizer.params node (model= filled in here) or the trainer's
+    # weight decays; each starts at lr x its lr_factor, its "initial_lr" (the schedule multiplies
+    # this; saved with the optimizer).
+    optimizer = build_optimizer(model, cfg.optimizer, t)
     schedule = instantiate(cfg.lr_scheduler)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ema = ModelEMA(model, decay=t.ema.decay, warmup_iters=t.ema.warmup_iters) if t.ema.enabled else None
@@ -223,8 +223,9 @@ def train_loop(state: TrainState, *, ddp: nn.Module, schedule: Callable[[int], f
             if ema is not None:
                 ema.update(model)
             state.iteration = iteration + 1
-            state.metrics = {**losses, "total_loss": math.fsum(losses.values()), "lr": optimizer.param_groups[0]["lr"],
-                             "data_time": data_time, **metrics}
+            # The optimizer's lr, not a group's: with layer-wise decay groups run at fractions of it.
+            state.metrics = {**losses, "total_loss": math.fsum(losses.values()),
+                             "lr": optimizer.defaults["lr"] * lr_factor, "data_time": data_time, **metrics}
             for hook in hooks:
                 hook.after_step(state)
     finally:

@@ -1,5 +1,16 @@
 """Backbones, proposal generators, ROI heads and meta-architectures."""
-from .backbone import FPN, Backbone, FrozenBatchNorm2d, LastLevelMaxPool, LastLevelP6P7, ResNet, get_norm
+from .backbone import (
+    FPN,
+    Backbone,
+    FrozenBatchNorm2d,
+    LastLevelMaxPool,
+    LastLevelP6P7,
+    ResNet,
+    SimpleFeaturePyramid,
+    TimmBackbone,
+    ViT,
+    get_norm,
+)
 from .box_regression import Box2BoxTransform
 from .dense_heads import RetinaNetHead
 from .feature_protocol import FeatureUse, ReadsFeatures
@@ -53,8 +64,11 @@ __all__ = [
     "SemSegFPNHead",
     "SemanticSegmentor",
     "ShapeSpec",
+    "SimpleFeaturePyramid",
     "StandardROIHeads",
     "StandardRPNHead",
+    "TimmBackbone",
+    "ViT",
     "detector_postprocess",
     "get_norm",
     "sigmoid_focal_loss",

@@ -1,15 +1,17 @@
 """Normalisation layers by name: the one factory every part uses for its `norm` argument.
 
-Names (Detectron2's spellings): ``""`` (none), ``"FrozenBN"``, ``"BN"``, ``"SyncBN"``, ``"GN"``.
+Names (Detectron2's spellings): ``""`` (none), ``"FrozenBN"``, ``"BN"``, ``"SyncBN"``, ``"GN"``,
+``"LN"`` (LayerNorm over the channels of a Tensor[N, C, H, W], ViTDet's heads and pyramid).
 """
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-NORMS = ("", "FrozenBN", "BN", "SyncBN", "GN")
+NORMS = ("", "FrozenBN", "BN", "SyncBN", "GN", "LN")
 # Group count of GroupNorm (Wu & He, 2018: 32 groups is best on ImageNet/COCO); layers whose
 # channel count 32 doesn't divide use the largest divisor of it that does.
 GN_GROUPS = 32
@@ -72,12 +74,37 @@ class FrozenBatchNorm2d(nn.Module):
         return module
 
 
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel axis of Tensor[N, C, H, W], each pixel normalised on its own
+    (the "channels-first" LayerNorm of ConvNeXt and ViTDet; Detectron2's ``layers.LayerNorm``).
+
+    eps 1e-6 as in Detectron2 and ConvNeXt; parameters ``weight`` and ``bias``, Tensor[C] each,
+    so Detectron2's ViTDet checkpoints load as they are.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.eps = eps
+        self.num_channels = num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: Tensor[N, C, H, W] -> same shape and dtype."""
+        # F.layer_norm on a channels-last view: one fused kernel instead of mean/var/sqrt by hand.
+        return F.layer_norm(x.permute(0, 2, 3, 1), (self.num_channels,), self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}"
+
+
 def get_norm(norm: str, channels: int) -> nn.Module | None:
     """Build the normalisation layer called `norm` for `channels` channels (None for ``""``).
 
     ``"BN"`` is nn.BatchNorm2d, ``"SyncBN"`` nn.SyncBatchNorm (statistics over all processes;
     plain BN when not distributed), ``"FrozenBN"`` FrozenBatchNorm2d, ``"GN"`` GroupNorm with
-    32 groups (fewer when 32 doesn't divide `channels`).
+    32 groups (fewer when 32 doesn't divide `channels`), ``"LN"`` LayerNorm2d (over channels).
     """
     if norm == "":
         return None
@@ -89,6 +116,8 @@ def get_norm(norm: str, channels: int) -> nn.Module | None:
         return FrozenBatchNorm2d(channels)
     if norm == "GN":
         return nn.GroupNorm(math.gcd(GN_GROUPS, channels), channels)
+    if norm == "LN":
+        return LayerNorm2d(channels)
     raise ValueError(f"unknown norm '{norm}'; choose one of {', '.join(repr(n) for n in NORMS)}")
 
 

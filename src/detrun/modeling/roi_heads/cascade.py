@@ -67,7 +67,7 @@ class CascadeROIHeads(StandardROIHeads):
         if not len(box_heads) == len(box_predictors) == len(proposal_matchers) > 0:
             raise ValueError(f"CascadeROIHeads needs as many box_heads ({len(box_heads)}), box_predictors "
                              f"({len(box_predictors)}) and proposal_matchers ({len(proposal_matchers)}), at least one")
-        per_class = [k for k, p in enumerate(box_predictors) if p.bbox_pred.out_features != 4]
+        per_class = [k for k, p in enumerate(box_predictors) if not getattr(p, "cls_agnostic_bbox_reg", True)]
         if per_class:
             raise ValueError(f"CascadeROIHeads refines one box per proposal: box_predictors {per_class} need "
                              "cls_agnostic_bbox_reg=True")

@@ -23,7 +23,9 @@ class FastRCNNOutputLayers(nn.Module):
     the order of operations of both Detectron2 and torchvision.
 
     Args:
-        in_channels: size of the box head's output features.
+        in_channels: size of the box head's output features; None: derived from the box head's
+            `output_size` when the ROI heads are built (the layers are created then). The ROI
+            heads check a given value against the box head too.
         num_classes: number of foreground classes C.
         box2box_transform: proposal <-> box coder (weights (10, 10, 5, 5)).
         cls_agnostic_bbox_reg: predict one box (4 deltas) for all classes instead of C.
@@ -40,7 +42,7 @@ class FastRCNNOutputLayers(nn.Module):
     def __init__(
         self,
         *,
-        in_channels: int,
+        in_channels: int | None = None,
         num_classes: int,
         box2box_transform: Box2BoxTransform,
         cls_agnostic_bbox_reg: bool = False,
@@ -55,12 +57,10 @@ class FastRCNNOutputLayers(nn.Module):
         super().__init__()
         check_box_reg_loss_type("FastRCNNOutputLayers", box_reg_loss_type)
         self.num_classes = num_classes
-        self.cls_score = nn.Linear(in_channels, num_classes + 1)
-        self.bbox_pred = nn.Linear(in_channels, 4 if cls_agnostic_bbox_reg else 4 * num_classes)
-        nn.init.normal_(self.cls_score.weight, std=0.01)
-        nn.init.normal_(self.bbox_pred.weight, std=0.001)
-        nn.init.zeros_(self.cls_score.bias)
-        nn.init.zeros_(self.bbox_pred.bias)
+        self.cls_agnostic_bbox_reg = cls_agnostic_bbox_reg
+        self.in_channels = None
+        if in_channels is not None:
+            self.bind_in_channels(in_channels)
         self.box2box_transform = box2box_transform
         self.smooth_l1_beta = smooth_l1_beta
         self.box_reg_loss_type = box_reg_loss_type
@@ -71,6 +71,24 @@ class FastRCNNOutputLayers(nn.Module):
         if not isinstance(loss_weight, dict):
             loss_weight = {"loss_cls": loss_weight, "loss_box_reg": loss_weight}
         self.loss_weight = dict(loss_weight)
+
+    def bind_in_channels(self, in_channels: int, where: str = "box_predictor") -> None:
+        """Create the two linear layers for `in_channels` input features, or, if they exist, check
+        that they take that many (ValueError naming `where` otherwise). The ROI heads call this
+        with their box head's output size."""
+        if self.in_channels is not None:
+            if self.in_channels != in_channels:
+                raise ValueError(f"{where}.in_channels = {self.in_channels}, but the box head gives {in_channels} "
+                                 "features per box (its output_size: the last fc_dims entry, or conv channels x "
+                                 "pooled size without FC layers); set it to null to derive it from the box head")
+            return
+        self.in_channels = int(in_channels)
+        self.cls_score = nn.Linear(in_channels, self.num_classes + 1)
+        self.bbox_pred = nn.Linear(in_channels, 4 if self.cls_agnostic_bbox_reg else 4 * self.num_classes)
+        nn.init.normal_(self.cls_score.weight, std=0.01)
+        nn.init.normal_(self.bbox_pred.weight, std=0.001)
+        nn.init.zeros_(self.cls_score.bias)
+        nn.init.zeros_(self.bbox_pred.bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Tensor[R, in_channels] (or more dims, flattened) -> (logits [R, C+1], deltas [R, C*4 or 4])."""

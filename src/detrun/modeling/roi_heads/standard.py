@@ -59,6 +59,7 @@ class StandardROIHeads(ROIHeads, ReadsFeatures):
         self.box_pooler = box_pooler
         self.box_head = box_head
         self.box_predictor = box_predictor
+        _bind_predictors(box_head, box_predictor)
         self.branches = dict(branches or {})
         for name, branch in self.branches.items():
             if name == "box":
@@ -138,3 +139,21 @@ class StandardROIHeads(ROIHeads, ReadsFeatures):
 def _scales(pooler: nn.Module) -> tuple[float, ...] | None:
     scales = getattr(pooler, "scales", None)  # a custom pooler may not expose them
     return tuple(scales) if scales is not None else None
+
+
+def _bind_predictors(box_head: nn.Module, box_predictor: nn.Module) -> None:
+    """Give each box predictor its box head's output size (derived when the predictor's
+    `in_channels` is None, checked otherwise); a `ModuleList` of each means one per cascade stage."""
+    pairs = (list(enumerate(zip(box_head, box_predictor))) if isinstance(box_head, nn.ModuleList)
+             else [(None, (box_head, box_predictor))])
+    for k, (head, predictor) in pairs:
+        if not hasattr(predictor, "bind_in_channels"):
+            continue  # a custom predictor sizes itself
+        where = "box_predictor" if k is None else f"box_predictors[{k}]"
+        size = getattr(head, "output_size", None)
+        if size is None:
+            if predictor.in_channels is None:
+                raise ValueError(f"{where}.in_channels is null (derived from the box head), but the box head "
+                                 f"{type(head).__name__} has no `output_size`; set {where}.in_channels")
+            continue
+        predictor.bind_in_channels(int(size), where)
