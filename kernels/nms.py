@@ -119,9 +119,10 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None
     n_words = triton.cdiv(n, 32)
     mask = torch.empty((n, n_words), dtype=torch.int32, device=boxes.device)
     grid = (triton.cdiv(n, _BLOCK_R), triton.cdiv(n_words, _WORDS))
-    _suppression_mask[grid](b, cls, mask, n, n_words, iou_threshold, HAS_CLS=idxs is not None,
-                            BLOCK_R=_BLOCK_R, WORDS=_WORDS)
+    # Launched through `wrap_triton`: torch.compile traces them inside a `triton_op` (eager: plain launches).
+    torch.library.wrap_triton(_suppression_mask)[grid](b, cls, mask, n, n_words, iou_threshold,
+                                                       HAS_CLS=idxs is not None, BLOCK_R=_BLOCK_R, WORDS=_WORDS)
     removed = torch.zeros(n_words, dtype=torch.int32, device=boxes.device)
     keep = torch.empty(n, dtype=torch.int8, device=boxes.device)
-    _sweep[(1,)](mask, removed, keep, n, n_words, CHUNK=_CHUNK)
+    torch.library.wrap_triton(_sweep)[(1,)](mask, removed, keep, n, n_words, CHUNK=_CHUNK)
     return order[keep.bool()]

@@ -78,6 +78,8 @@ def paste_masks(masks: Tensor, boxes: Tensor, image_size: tuple[int, int], thres
     if out.numel() == 0:
         return out
     grid = lambda meta: (r, triton.cdiv(h, meta["BLOCK_H"]), triton.cdiv(w, meta["BLOCK_W"]))  # noqa: E731
-    _paste_masks[grid](masks.contiguous(), boxes.float().contiguous(), out, h, w, mh, mw,
-                       0.0 if threshold is None else float(threshold), THRESHOLD=threshold is not None)
+    # Launched through `wrap_triton`: torch.compile traces it inside a `triton_op` (eager: a plain launch).
+    torch.library.wrap_triton(_paste_masks)[grid](masks.contiguous(), boxes.float().contiguous(), out, h, w, mh, mw,
+                                                  0.0 if threshold is None else float(threshold),
+                                                  THRESHOLD=threshold is not None)
     return out

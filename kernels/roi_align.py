@@ -1,11 +1,12 @@
-"""ROIAlign forward and backward kernels (torchvision's sampling rules) and their autograd launcher.
+"""ROIAlign forward and backward kernels (torchvision's sampling rules) and their launchers.
 
 Layout: one program per (box, block of channels, block of output bins) holds a [bins, channels]
 tile in float32 and loops over the box's sample grid (adaptive per box), loading the 4 bilinear
 taps of every bin at once. The launcher passes the map channels-last, so each tap load reads
 BLOCK_C contiguous values (coalesced); any strides work. The backward scatters with atomic adds
-into a float32 buffer. Tiles of 1024 elements compile without register spills at 4 warps and of
-2048 at 8 warps (checked with ptxas for sm_80); autotuning picks among them per (C, OH, OW).
+into a float32 buffer (the autograd wiring is `detrun::roi_align`'s, in `detrun.ops.library`).
+Tiles of 1024 elements compile without register spills at 4 warps and of 2048 at 8 warps
+(checked with ptxas for sm_80); autotuning picks among them per (C, OH, OW).
 """
 from __future__ import annotations
 
@@ -105,44 +106,42 @@ _roi_align_bwd = triton.autotune(configs=_CONFIGS, key=["C", "OH", "OW"], reset_
 
 def _launch(kernel, src: Tensor, rois: Tensor, dst: Tensor, fmap: Tensor, output_size: tuple[int, int],
             spatial_scale: float, sampling_ratio: int, aligned: bool) -> None:
-    """Run `kernel` over all boxes; `fmap` is the (N, C, H, W) tensor whose strides the kernel indexes."""
+    """Run `kernel` over all boxes; `fmap` is the (N, C, H, W) tensor whose strides the kernel indexes.
+    Launched through `wrap_triton`, so that torch.compile traces the launch inside a `triton_op`
+    (in eager mode it is the plain launch)."""
     n, c, h, w = fmap.shape
     oh, ow = output_size
+
     def grid(meta: dict) -> tuple[int, int, int]:
         return rois.shape[0], triton.cdiv(c, meta["BLOCK_C"]), triton.cdiv(oh * ow, meta["BLOCK_B"])
 
-    kernel[grid](src, rois, dst, c, h, w, *fmap.stride(), spatial_scale, 0.5 if aligned else 0.0, sampling_ratio,
-                 OH=oh, OW=ow, ALIGNED=aligned, BACKWARD=kernel is _roi_align_bwd)
+    torch.library.wrap_triton(kernel)[grid](
+        src, rois, dst, c, h, w, *fmap.stride(), spatial_scale, 0.5 if aligned else 0.0, sampling_ratio,
+        OH=oh, OW=ow, ALIGNED=aligned, BACKWARD=kernel is _roi_align_bwd)
 
 
-class _RoIAlign(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float,
-                sampling_ratio: int, aligned: bool) -> Tensor:
-        # Channels-last makes each tap a contiguous run of channels (no copy if already so).
-        x = input.contiguous(memory_format=torch.channels_last)
-        rois = rois.detach().float().contiguous()
-        out = torch.empty((rois.shape[0], x.shape[1], *output_size), dtype=input.dtype, device=input.device)
-        if rois.shape[0]:
-            _launch(_roi_align_fwd, x, rois, out, x, output_size, spatial_scale, sampling_ratio, aligned)
-        ctx.save_for_backward(rois)
-        ctx.meta = (input.shape, input.dtype, output_size, spatial_scale, sampling_ratio, aligned)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        (rois,) = ctx.saved_tensors
-        shape, dtype, output_size, spatial_scale, sampling_ratio, aligned = ctx.meta
-        grad = torch.zeros(shape, dtype=torch.float32, device=grad_out.device).contiguous(
-            memory_format=torch.channels_last)
-        if rois.shape[0]:
-            _launch(_roi_align_bwd, grad_out.contiguous(), rois, grad, grad, output_size, spatial_scale,
-                    sampling_ratio, aligned)
-        return grad.to(dtype), None, None, None, None, None
+def roi_align_forward(input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float,
+                      sampling_ratio: int, aligned: bool) -> Tensor:
+    """ROIAlign of input (N, C, H, W) fp16/bf16/fp32 over rois (K, 5) float32 -> (K, C, oh, ow) in
+    input's dtype, accumulated in float32. Semantics: `detrun.ops.roi_align`."""
+    # Channels-last makes each tap a contiguous run of channels (no copy if already so).
+    x = input.contiguous(memory_format=torch.channels_last)
+    rois = rois.float().contiguous()
+    out = torch.empty((rois.shape[0], x.shape[1], *output_size), dtype=input.dtype, device=input.device)
+    if rois.shape[0]:
+        _launch(_roi_align_fwd, x, rois, out, x, output_size, spatial_scale, sampling_ratio, aligned)
+    return out
 
 
-def roi_align(input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float,
-              sampling_ratio: int, aligned: bool) -> Tensor:
-    """ROIAlign of input (N, C, H, W) fp16/bf16/fp32 over rois (K, 5) -> (K, C, oh, ow) in input's dtype,
-    accumulated in float32; differentiable w.r.t. input. Semantics: `detrun.ops.roi_align`."""
-    return _RoIAlign.apply(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
+def roi_align_backward(grad_out: Tensor, rois: Tensor, input_shape: tuple[int, int, int, int],
+                       input_dtype: torch.dtype, output_size: tuple[int, int], spatial_scale: float,
+                       sampling_ratio: int, aligned: bool) -> Tensor:
+    """Gradient w.r.t. the input (N, C, H, W) of `roi_align_forward`, from the output gradient
+    (K, C, oh, ow): atomic adds into a float32 buffer, returned in `input_dtype`."""
+    rois = rois.float().contiguous()
+    grad = torch.zeros(input_shape, dtype=torch.float32, device=grad_out.device).contiguous(
+        memory_format=torch.channels_last)
+    if rois.shape[0]:
+        _launch(_roi_align_bwd, grad_out.contiguous(), rois, grad, grad, output_size, spatial_scale,
+                sampling_ratio, aligned)
+    return grad.to(input_dtype)

@@ -31,12 +31,26 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     return inter / union
 
 
-def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int]) -> Tensor:
-    """Boxes (..., 4) XYXY clamped to an image of `size` = (height, width): x to [0, W], y to [0, H]."""
-    h, w = size
-    x = boxes[..., 0::2].clamp(min=0, max=w)
-    y = boxes[..., 1::2].clamp(min=0, max=h)
+def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int] | Tensor) -> Tensor:
+    """Boxes (..., 4) XYXY clamped to an image of `size` = (height, width): x to [0, W], y to [0, H].
+
+    `size` may be a pair of numbers or an integer Tensor[2] (an exported model's image sizes are
+    inputs, not constants); both give the same values."""
+    if isinstance(size, Tensor):
+        h, w = size.to(boxes.dtype).unbind()
+        x = boxes[..., 0::2].clamp(min=0).minimum(w)
+        y = boxes[..., 1::2].clamp(min=0).minimum(h)
+    else:
+        h, w = size
+        x = boxes[..., 0::2].clamp(min=0, max=w)
+        y = boxes[..., 1::2].clamp(min=0, max=h)
     return torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)
+
+
+def nonempty_boxes(boxes: Tensor, threshold: float = 0.0) -> Tensor:
+    """Bool Tensor[N]: True where both width and height of boxes (N, 4) XYXY are > `threshold`
+    (`Boxes.nonempty` on a plain tensor)."""
+    return ((boxes[:, 2] - boxes[:, 0]) > threshold) & ((boxes[:, 3] - boxes[:, 1]) > threshold)
 
 
 def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:

@@ -13,6 +13,13 @@ ending at torch. A backend named explicitly (argument) that
 cannot run the input raises `OpsBackendError`; a backend named by the env var must be usable on
 the device (else `OpsBackendError`), but for an op or dtype it does not cover the automatic choice
 applies, so one env var can steer a whole model.
+
+Resolved once: `resolve` answers each (op, device type, dtype, needs_grad) the first time it is
+asked, through `choose` (which reads the env var), and remembers the answer for the process;
+the ops ask `resolve`, so no call reads the environment. `reset()` forgets every answer (after
+changing the env var in-process, as the tests do). The registered ops (`detrun.ops.library`)
+take the name as an argument, "" meaning "resolve for the tensors' device and dtype", which is
+what `torch.export` records: an exported program picks its backend where it runs.
 """
 from __future__ import annotations
 
@@ -127,9 +134,43 @@ def automatic(op: str, device: torch.device, dtype: torch.dtype, needs_grad: boo
 
 def select(op: str, tensor: torch.Tensor, backend: str | None = None) -> str:
     """Backend name that runs `op` for `tensor` (its device, dtype and whether autograd will
-    need its gradient decide); see `choose`."""
-    return choose(op, tensor.device, tensor.dtype, backend,
-                  needs_grad=tensor.requires_grad and torch.is_grad_enabled())
+    need its gradient decide): an explicit `backend` checked by `choose`, else `resolve`."""
+    if backend is not None:
+        return _checked(op, tensor.device.type, tensor.dtype, backend)
+    return resolve(op, tensor.device, tensor.dtype, needs_grad(tensor))
+
+
+_RESOLVED: dict[tuple[str, str, torch.dtype, bool], str] = {}
+
+
+def resolve(op: str, device: torch.device, dtype: torch.dtype, needs_grad: bool = False) -> str:
+    """The backend `op` runs on for `device`/`dtype` without an explicit request: `choose`'s
+    answer, computed on the first call for this key and remembered for the process (`reset`)."""
+    return _resolve(op, torch.device(device).type, dtype, bool(needs_grad))
+
+
+@torch.compiler.assume_constant_result  # under torch.compile: called once while tracing, a constant
+def _resolve(op: str, device_type: str, dtype: torch.dtype, needs_grad: bool) -> str:
+    key = (op, device_type, dtype, needs_grad)
+    name = _RESOLVED.get(key)
+    if name is None:
+        name = _RESOLVED[key] = choose(op, torch.device(device_type), dtype, None, needs_grad)
+    return name
+
+
+@torch.compiler.assume_constant_result
+def _checked(op: str, device_type: str, dtype: torch.dtype, backend: str) -> str:
+    return choose(op, torch.device(device_type), dtype, backend)
+
+
+def reset() -> None:
+    """Forget every resolved backend: the next `resolve` reads DETRUN_OPS_BACKEND again."""
+    _RESOLVED.clear()
+
+
+def needs_grad(tensor: torch.Tensor) -> bool:
+    """Whether autograd will want a gradient of `tensor` from the op about to run."""
+    return tensor.requires_grad and torch.is_grad_enabled()
 
 
 def choose(op: str, device: torch.device, dtype: torch.dtype, backend: str | None = None,

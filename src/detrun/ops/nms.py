@@ -1,11 +1,14 @@
-"""Greedy non-maximum suppression, plain and class-aware, with torchvision's exact results."""
+"""Greedy non-maximum suppression, plain and class-aware, with torchvision's exact results.
+
+`nms` / `batched_nms` check their arguments, pick the backend (`dispatch`) and call the
+registered ops `torch.ops.detrun.nms` / `batched_nms` (`library`).
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from . import dispatch
-from .nms_torch import nms_torch
+from . import dispatch, library
 
 
 def _check(boxes: Tensor, scores: Tensor, idxs: Tensor | None = None) -> None:
@@ -19,43 +22,17 @@ def _check(boxes: Tensor, scores: Tensor, idxs: Tensor | None = None) -> None:
         raise TypeError(f"nms: boxes must be floating, got {boxes.dtype}")
 
 
-def _nms_torchvision(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> Tensor:
-    import torchvision
-
-    # torchvision's CPU kernel has no half types; IoU in float32 is what its autocast does too.
-    if boxes.dtype not in (torch.float32, torch.float64):
-        boxes, scores = boxes.float(), scores.float()
-    if idxs is None:
-        return torchvision.ops.nms(boxes, scores.to(boxes.dtype), iou_threshold)
-    return torchvision.ops.batched_nms(boxes, scores.to(boxes.dtype), idxs, iou_threshold)
-
-
-def _nms_triton(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None) -> Tensor:
-    from ..kernels.nms import nms as nms_triton
-
-    return nms_triton(boxes, scores, iou_threshold, idxs)
-
-
-_IMPLS = {"triton": _nms_triton, "torchvision": _nms_torchvision, "torch": nms_torch}
-
-
-def _float32_threshold(t: float) -> float:
-    """Largest float32 <= t: for float32 IoUs v, `v > it` exactly when `v > t` in double precision,
-    which is the comparison torchvision's kernels make."""
-    t32 = torch.tensor(t, dtype=torch.float32)
-    if t32.item() > t:
-        t32 = torch.nextafter(t32, torch.tensor(float("-inf")))
-    return t32.item()
-
-
 def _run(op: str, boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None,
          backend: str | None) -> Tensor:
     _check(boxes, scores, idxs)
     name = dispatch.select(op, boxes, backend)
-    threshold = float(iou_threshold)
-    if name != "torchvision" and boxes.dtype != torch.float64:
-        threshold = _float32_threshold(threshold)
-    return _IMPLS[name](boxes, scores, threshold, idxs)
+    if library.use_triton_op(name):
+        threshold = float(iou_threshold)
+        return library.triton_ops().nms(boxes, scores, library.float32_threshold(threshold), idxs)
+    backend_arg = library.op_backend(op, boxes, name, backend)
+    if idxs is None:
+        return torch.ops.detrun.nms(boxes, scores, float(iou_threshold), backend_arg)
+    return torch.ops.detrun.batched_nms(boxes, scores, idxs, float(iou_threshold), backend_arg)
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, *, backend: str | None = None) -> Tensor:

@@ -1,21 +1,14 @@
-"""Pasting per-box mask probabilities into full images (Mask R-CNN inference)."""
+"""Pasting per-box mask probabilities into full images (Mask R-CNN inference).
+
+`paste_masks` checks its arguments, picks the backend (`dispatch`) and calls the registered op
+`torch.ops.detrun.paste_masks` (`library`).
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from . import dispatch
-from .paste_masks_torch import paste_masks_torch
-
-
-def _paste_masks_triton(masks: Tensor, boxes: Tensor, image_size: tuple[int, int], threshold: float | None
-                        ) -> Tensor:
-    from ..kernels.paste_masks import paste_masks as paste_masks_triton
-
-    return paste_masks_triton(masks, boxes, image_size, threshold)
-
-
-_IMPLS = {"triton": _paste_masks_triton, "torch": paste_masks_torch}
+from . import dispatch, library
 
 
 def paste_masks(masks: Tensor, boxes: Tensor, image_size: tuple[int, int], threshold: float | None = 0.5, *,
@@ -49,6 +42,10 @@ def paste_masks(masks: Tensor, boxes: Tensor, image_size: tuple[int, int], thres
         raise TypeError(f"paste_masks: masks must be floating probabilities, got {masks.dtype}")
     if boxes.shape != (masks.shape[0], 4):
         raise ValueError(f"paste_masks: boxes must be ({masks.shape[0]}, 4), got {tuple(boxes.shape)}")
-    h, w = (int(s) for s in image_size)
+    h, w = (s if isinstance(s, torch.SymInt) else int(s) for s in image_size)
     name = dispatch.select("paste_masks", masks, backend)
-    return _IMPLS[name](masks, boxes.to(device=masks.device, dtype=torch.float32), (h, w), threshold)
+    args = (masks, boxes.to(device=masks.device, dtype=torch.float32), h, w,
+            None if threshold is None else float(threshold))
+    if library.use_triton_op(name):
+        return library.triton_ops().paste_masks(*args)
+    return torch.ops.detrun.paste_masks(*args, library.op_backend("paste_masks", masks, name, backend))

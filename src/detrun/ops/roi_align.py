@@ -1,10 +1,14 @@
-"""ROIAlign (Mask R-CNN, He et al. 2017): bilinear pooling of box regions into a fixed grid."""
+"""ROIAlign (Mask R-CNN, He et al. 2017): bilinear pooling of box regions into a fixed grid.
+
+`roi_align` checks its arguments, picks the backend (`dispatch`) and calls the registered op
+`torch.ops.detrun.roi_align` (`library`), which carries its fake kernel and autograd.
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from . import dispatch
+from . import dispatch, library
 from .roi_align_torch import roi_align_torch
 
 
@@ -34,27 +38,6 @@ def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return int(oh), int(ow)
 
 
-def _roi_align_torchvision(input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float,
-                           sampling_ratio: int, aligned: bool) -> Tensor:
-    import torchvision
-
-    # torchvision wants boxes in the feature dtype; half-precision boxes would round pixel
-    # coordinates, so half features are computed in float32 (as torchvision's autocast does).
-    x = input if input.dtype in (torch.float32, torch.float64) else input.float()
-    out = torchvision.ops.roi_align(x, rois.to(x.dtype), output_size, spatial_scale, sampling_ratio, aligned)
-    return out.to(input.dtype)
-
-
-def _roi_align_triton(input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float,
-                      sampling_ratio: int, aligned: bool) -> Tensor:
-    from ..kernels.roi_align import roi_align as roi_align_triton
-
-    return roi_align_triton(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
-
-
-_IMPLS = {"triton": _roi_align_triton, "torchvision": _roi_align_torchvision, "torch": roi_align_torch}
-
-
 def roi_align(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tuple[int, int],
               spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned: bool = False, *,
               backend: str | None = None) -> Tensor:
@@ -82,7 +65,16 @@ def roi_align(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tu
         raise TypeError(f"roi_align: input must be a floating tensor, got {input.dtype}")
     rois = _as_rois(boxes, input)
     name = dispatch.select("roi_align", input, backend)
-    return _IMPLS[name](input, rois, _pair(output_size), float(spatial_scale), int(sampling_ratio), bool(aligned))
+    oh, ow = _pair(output_size)
+    args = (input, rois, float(spatial_scale), oh, ow, int(sampling_ratio), bool(aligned))
+    if library.use_triton_op(name):
+        return library.triton_ops().roi_align(*args)
+    if name == "torch" and dispatch.needs_grad(input) and not torch.compiler.is_compiling():
+        # Eager training on the torch fallback (CPU training's choice): plain PyTorch ops under
+        # autograd, whose embedding_bag backward reuses the forward's taps; the registered
+        # backward would plan them again (1.4x the op's forward + backward time).
+        return roi_align_torch(input, rois, (oh, ow), *args[2:3], *args[5:])
+    return torch.ops.detrun.roi_align(*args, library.op_backend("roi_align", input, name, backend))
 
 
 class RoIAlign(nn.Module):
