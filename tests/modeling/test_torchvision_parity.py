@@ -142,10 +142,18 @@ def torchvision_run(model, image):
 
 
 def detrun_run(model, image):
+    """detrun's proposals, raw detections and final detections for one image. Eager inference runs
+    the parts' tensor-only core (`predict_proposals`, `predict`), not their forward: the proposals
+    come from the RPN's Instances API (the same computation), the raw detections from
+    ``do_postprocess=False``."""
     h, w = image.shape[-2:]
     inputs = [{"image": image, "height": h, "width": w}]
-    proposals, raw, final = run_with_hooks(model, model.proposal_generator, model.roi_heads, inputs)
-    return proposals, raw, final["instances"]
+    with torch.no_grad():
+        images = model.preprocess_image(inputs)
+        proposals, _ = model.proposal_generator(images, model.backbone(images.tensor), None)
+        raw = model.inference(inputs, do_postprocess=False)[0]["instances"]
+        final = model(inputs)[0]["instances"]
+    return proposals[0], raw, final
 
 
 def build_detrun(tmp_path, tv_model, with_masks):

@@ -64,11 +64,12 @@ def _help_template(recipes: list[str]) -> str:
     keys = "\n".join(
         f"  {k}"
         for k in (
-            "task=train|eval|predict|check_data|show_data|doctor",
+            "task=train|eval|predict|check_data|show_data|doctor|export",
             "trainer.max_iter=N  trainer.gpus=N  trainer.num_processes=N",
             f"trainer.amp={'|'.join(AMP_CHOICES)} (training)  trainer.inference_amp=the same (eval, predict; default: trainer.amp)",
             "trainer.resume=true  optimizer.lr=X  model.weights=PATH",
             "dataset=NAME (check_data/show_data)  input=PATH output=DIR (predict)",
+            "format=onnx|torch_export output=FILE (export)",
             "hydra.run.dir=DIR  (where the run writes; default outputs/DATE/TIME)",
         )
     )

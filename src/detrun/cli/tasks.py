@@ -18,6 +18,7 @@ TASKS = {
     "show_data": "detrun.evaluation.tasks.run_show_data",
     "check_data": "detrun.data.check.run_check_data",
     "doctor": "detrun.ops.doctor.run_doctor",
+    "export": "detrun.export.task.run_export",
     "print_config": "detrun.cli.tasks.print_config",
 }
 

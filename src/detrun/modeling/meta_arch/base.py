@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from detrun.checkpoint import load_weights
-from detrun.structures import ImageList, Instances
+from detrun.structures import Boxes, ImageList, Instances
 
 from ..backbone import Backbone
 from ..feature_protocol import check_feature_uses
@@ -43,8 +43,22 @@ class MetaArchitecture(nn.Module, metaclass=ABCMeta):
       all at the input's ``height`` x ``width`` (the image's own size when absent).
 
     Subclasses call ``super().__init__(backbone=..., pixel_mean=..., pixel_std=..., input_format=...)``,
-    assign their parts, then `finish_init(weights)`; they implement `compute_losses` and
-    `raw_inference` and list the ground-truth keys they train on in `training_targets`.
+    assign their parts, then `finish_init(weights)`; they implement `compute_losses` and list the
+    ground-truth keys they train on in `training_targets`. For inference they implement either
+    the tensor-only core `inference_tensors` (exportable with `torch.export`, see `detrun.export`;
+    the default `raw_inference` wraps its outputs into `Instances`) or `raw_inference` itself
+    (eager only).
+
+    The tensor-only core: ``inference_tensors(images, image_sizes) -> dict[str, Tensor]`` takes the
+    normalised, padded batch Tensor[N, C, Hp, Wp] and int64 image sizes Tensor[N, 2] of (height,
+    width) before padding, and returns, for all images' detections together (image by image,
+    each by decreasing score), ``"boxes"`` Tensor[D, 4] (XYXY, network pixels), ``"scores"``
+    Tensor[D], ``"classes"`` int64 Tensor[D], ``"counts"`` int64 Tensor[N] (detections per
+    image) and what the model adds: ``"mask_probs"`` Tensor[D, 1, M, M] (box-relative),
+    ``"keypoint_heatmaps"`` Tensor[D, K, S, S], ``"sem_seg"`` Tensor[N, C, Hp, Wp] (per image).
+    No `Instances`, no Python numbers that depend on the data: an exported program computes it
+    for any image size. `results_from_tensors` is the layer on top (Instances, keypoint decoding);
+    `postprocess` then pastes masks and rescales to each input's size.
 
     Args:
         backbone: images -> named feature maps; its `padding_constraints` decide the padding.
@@ -105,11 +119,57 @@ class MetaArchitecture(nn.Module, metaclass=ABCMeta):
     def compute_losses(self, images: ImageList, batched_inputs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Training losses ``{"loss_*": scalar}`` for the preprocessed `images` and the inputs' ground truth."""
 
-    @abstractmethod
     def raw_inference(self, images: ImageList) -> list[dict[str, Any]]:
         """Per image, the outputs at network resolution: ``"instances"`` of image size
         ``images.image_sizes[i]`` (``pred_masks`` as Tensor[N, 1, M, M] box-relative
-        probabilities), ``"sem_seg"`` as Tensor[C, Hp, Wp] over the padded image."""
+        probabilities), ``"sem_seg"`` as Tensor[C, Hp, Wp] over the padded image.
+
+        By default `results_from_tensors` over `inference_tensors`."""
+        sizes = torch.tensor(images.image_sizes, dtype=torch.int64, device=images.tensor.device).view(-1, 2)
+        return self.results_from_tensors(self.inference_tensors(images.tensor, sizes), images.image_sizes)
+
+    def inference_tensors(self, images: torch.Tensor, image_sizes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensor-only inference core (see the class docstring)."""
+        raise NotImplementedError(f"{type(self).__name__} has no tensor-only inference core (inference_tensors): "
+                                  "implement it to export the model, or raw_inference for eager inference only")
+
+    def instance_fields(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Extra `Instances` fields over all D detections of `inference_tensors`' outputs
+        (e.g. ``pred_masks`` from ``mask_probs``); none by default."""
+        return {}
+
+    def results_from_tensors(self, outputs: dict[str, torch.Tensor], image_sizes: list[tuple[int, int]]
+                             ) -> list[dict[str, Any]]:
+        """`raw_inference`'s per-image results from `inference_tensors`' outputs (or an exported
+        program's, e.g. onnxruntime's, as tensors): ``"instances"`` with ``pred_boxes``, ``scores``,
+        ``pred_classes`` and `instance_fields`, and ``"sem_seg"`` when present."""
+        per_image = None
+        if "counts" in outputs:  # detections (a semantic segmentor has none)
+            counts = [int(c) for c in outputs["counts"].tolist()]
+            fields = {"pred_boxes": outputs["boxes"], "scores": outputs["scores"], "pred_classes": outputs["classes"],
+                      **self.instance_fields(outputs)}
+            per_image = {name: value.split(counts) for name, value in fields.items()}
+        results = []
+        for i, image_size in enumerate(image_sizes):
+            result = {}
+            if per_image is not None:
+                values = {name: parts[i] for name, parts in per_image.items()}
+                values["pred_boxes"] = Boxes(values["pred_boxes"])
+                result["instances"] = Instances(image_size, **values)
+            if "sem_seg" in outputs:
+                result["sem_seg"] = outputs["sem_seg"][i]
+            results.append(result)
+        return results
+
+    def normalize_padded(self, images: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
+        """`preprocess_image` on tensors (for exported models): a padded batch of raw images
+        Tensor[N, C, Hp, Wp] (0-255, in `input_format`; any padding values) -> normalised, with 0
+        in the padding, as `preprocess_image` gives for the unpadded images."""
+        x = (images - self.pixel_mean) / self.pixel_std
+        rows = torch.arange(images.shape[-2], device=images.device)
+        cols = torch.arange(images.shape[-1], device=images.device)
+        inside = (rows[None, :, None] < image_sizes[:, 0, None, None]) & (cols[None, None, :] < image_sizes[:, 1, None, None])
+        return torch.where(inside[:, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
 
     def postprocess(self, results: list[dict[str, Any]], batched_inputs: list[dict[str, Any]],
                     image_sizes: list[tuple[int, int]]) -> list[dict[str, Any]]:

@@ -77,11 +77,13 @@ class DenseDetector(MetaArchitecture, ReadsFeatures):
         return [FeatureUse("head_in_features", tuple(self.head_in_features), "anchor_generator.strides",
                            tuple(strides) if strides is not None else None)]
 
-    def run_head(self, images: ImageList) -> tuple[list[Boxes], list[list[Tensor]]]:
-        """Anchors per level, and per head output the per-level predictions Tensor[N, H*W*A, D]."""
-        features = self.backbone(images.tensor)
+    def run_head(self, images: ImageList | Tensor) -> tuple[list[Boxes], list[list[Tensor]]]:
+        """Anchors per level, and per head output the per-level predictions Tensor[N, H*W*A, D]
+        (`images`: the padded batch, as an ImageList or its tensor)."""
+        images = images.tensor if isinstance(images, ImageList) else images
+        features = self.backbone(images)
         features = [features[f] for f in self.head_in_features]
-        anchors = self.anchor_generator(features, tuple(images.tensor.shape[-2:]))
+        anchors = self.anchor_generator(features, tuple(images.shape[-2:]))
         outputs = self.head(features)
         predictions = [[permute_to_N_HWA_K(x, d) for x in output] for output, d in zip(outputs, self.head_output_dims)]
         return anchors, predictions
@@ -95,22 +97,31 @@ class DenseDetector(MetaArchitecture, ReadsFeatures):
                      gt_instances: list[Instances]) -> dict[str, Tensor]:
         """Losses from per-level anchors and predictions (see `run_head`) and the ground truth."""
 
-    def raw_inference(self, images: ImageList) -> list[dict[str, Any]]:
-        """``[{"instances": Instances}]`` at network resolution: `pred_boxes`, `scores`, `pred_classes`.
+    def inference_tensors(self, images: Tensor, image_sizes: Tensor) -> dict[str, Tensor]:
+        """The tensor-only inference core (see `MetaArchitecture`): ``boxes``, ``scores``,
+        ``classes`` and ``counts``.
 
         Class probabilities are the sigmoid of the first head output, box deltas the second;
         both are decoded in float32 (under bf16/fp16 autocast too), so `scores` are float32.
         """
         anchors, (logits, deltas) = self.run_head(images)
-        results = []
-        for i, image_size in enumerate(images.image_sizes):
-            instances = decode_dense_detections(
-                anchors, [x[i].float().sigmoid() for x in logits], [x[i] for x in deltas], image_size,
+        anchors = [a.tensor for a in anchors]
+        detections = [
+            dense_detection_tensors(
+                anchors, [x[i].float().sigmoid() for x in logits], [x[i] for x in deltas], image_sizes[i],
                 box2box_transform=self.box2box_transform, score_thresh=self.test_score_thresh,
                 topk_candidates=self.test_topk_candidates, nms_thresh=self.test_nms_thresh,
                 max_detections=self.max_detections_per_image)
-            results.append({"instances": instances})
-        return results
+            for i in range(images.shape[0])
+        ]
+        return {
+            "boxes": torch.cat([d[0] for d in detections]),
+            "scores": torch.cat([d[1] for d in detections]),
+            "classes": torch.cat([d[2] for d in detections]),
+            # (Each count is symbolic under torch.export: no Python list of them.)
+            "counts": torch.stack([torch.scalar_tensor(d[0].shape[0], dtype=torch.int64, device=images.device)
+                                   for d in detections]),
+        }
 
 
 def decode_dense_detections(
@@ -140,18 +151,42 @@ def decode_dense_detections(
     Returns:
         Instances with `pred_boxes`, `scores` and `pred_classes` (int64, 0..K-1), by decreasing score.
     """
+    size = torch.tensor(image_size, dtype=torch.int64, device=scores[0].device)
+    boxes, scores, classes = dense_detection_tensors(
+        [a.tensor for a in anchors], scores, deltas, size, box2box_transform=box2box_transform,
+        score_thresh=score_thresh, topk_candidates=topk_candidates, nms_thresh=nms_thresh,
+        max_detections=max_detections)
+    return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=classes)
+
+
+def dense_detection_tensors(
+    anchors: list[Tensor],
+    scores: list[Tensor],
+    deltas: list[Tensor],
+    image_size: Tensor | tuple[int, int],
+    *,
+    box2box_transform: Box2BoxTransform,
+    score_thresh: float,
+    topk_candidates: int,
+    nms_thresh: float,
+    max_detections: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`decode_dense_detections` on tensors only (the exportable core): anchors per level as
+    Tensor[A_l, 4], `image_size` as (h, w) numbers or an integer Tensor[2]. Returns (boxes
+    Tensor[D, 4], scores Tensor[D], classes int64 Tensor[D]), by decreasing score."""
     boxes_all, scores_all, classes_all = [], [], []
     for anchors_l, scores_l, deltas_l in zip(anchors, scores, deltas):
         num_classes = scores_l.shape[1]
         flat = scores_l.flatten()
         candidates = (flat > score_thresh).nonzero().squeeze(1)
-        top_scores, order = flat[candidates].topk(min(topk_candidates, len(candidates)))
+        # torch.sym_min: the count of candidates is symbolic under torch.export.
+        top_scores, order = flat[candidates].topk(torch.sym_min(topk_candidates, candidates.shape[0]))
         candidates = candidates[order]
         anchor_idx = candidates // num_classes
-        boxes = box2box_transform.apply_deltas(deltas_l[anchor_idx], anchors_l.tensor[anchor_idx])
+        boxes = box2box_transform.apply_deltas(deltas_l[anchor_idx], anchors_l[anchor_idx])
         boxes_all.append(clip_boxes_to_image(boxes, image_size))
         scores_all.append(top_scores)
         classes_all.append(candidates % num_classes)
     boxes, scores_cat, classes = torch.cat(boxes_all), torch.cat(scores_all), torch.cat(classes_all)
     keep = batched_nms(boxes, scores_cat, classes, nms_thresh)[:max_detections]
-    return Instances(image_size, pred_boxes=Boxes(boxes[keep]), scores=scores_cat[keep], pred_classes=classes[keep])
+    return boxes[keep], scores_cat[keep], classes[keep]

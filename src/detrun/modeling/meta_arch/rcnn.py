@@ -41,8 +41,37 @@ class GeneralizedRCNN(MetaArchitecture):
         return {**proposal_losses, **detector_losses}
 
     def raw_inference(self, images: ImageList) -> list[dict[str, Any]]:
-        """``[{"instances": Instances}]`` at network resolution, masks as box-relative probabilities."""
+        """``[{"instances": Instances}]`` at network resolution, masks as box-relative probabilities:
+        the Instances layer over `inference_tensors`, or, when a custom part has no tensor-only
+        inference, the parts' Instances API (eager only)."""
+        if self.tensor_core_missing() is None:
+            return super().raw_inference(images)
         features = self.backbone(images.tensor)
         proposals, _ = self.proposal_generator(images, features, None)
         results, _ = self.roi_heads(images, features, proposals, None)
         return [{"instances": r} for r in results]
+
+    def inference_tensors(self, images: torch.Tensor, image_sizes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensor-only inference core (see `MetaArchitecture`): backbone, the proposal
+        generator's `predict_proposals`, the ROI heads' `predict`."""
+        missing = self.tensor_core_missing()
+        if missing is not None:
+            raise NotImplementedError(f"{type(self).__name__} has no tensor-only inference core: {missing}")
+        features = self.backbone(images)
+        proposals = self.proposal_generator.predict_proposals(images, features, image_sizes)
+        return self.roi_heads.predict(features, proposals, image_sizes)
+
+    def instance_fields(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The ROI heads' branch fields (`pred_masks`, `pred_keypoints`...)."""
+        return self.roi_heads.instance_fields(outputs)
+
+    def tensor_core_missing(self) -> str | None:
+        """Why `inference_tensors` can't run with these parts (a custom part with only the
+        Instances API), or None."""
+        if not hasattr(self.proposal_generator, "predict_proposals"):
+            return f"the proposal generator {type(self.proposal_generator).__name__} has no predict_proposals"
+        for method in ("predict", "instance_fields"):
+            if not hasattr(self.roi_heads, method):
+                return f"the ROI heads {type(self.roi_heads).__name__} have no {method}"
+        check = getattr(self.roi_heads, "tensor_core_missing", None)
+        return check() if check is not None else None

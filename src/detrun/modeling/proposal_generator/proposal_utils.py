@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor
 
-from detrun.ops import batched_nms, clip_boxes_to_image
+from detrun.ops import batched_nms, clip_boxes_to_image, nonempty_boxes
 from detrun.structures import Boxes, Instances
 
 from ..box_regression import Box2BoxTransform
@@ -50,15 +50,41 @@ def find_top_rpn_proposals(
         Per image, Instances with `proposal_boxes` (Boxes) and `objectness_logits` (Tensor),
         sorted by decreasing logit.
     """
-    num_images = len(image_sizes)
+    sizes = torch.tensor(image_sizes, dtype=torch.int64, device=pred_objectness_logits[0].device).view(-1, 2)
+    proposals = top_rpn_proposals([a.tensor for a in anchors], pred_objectness_logits, pred_anchor_deltas, sizes,
+                                  box2box_transform=box2box_transform, nms_thresh=nms_thresh,
+                                  pre_nms_topk=pre_nms_topk, post_nms_topk=post_nms_topk,
+                                  min_box_size=min_box_size, nms_on_sigmoid=nms_on_sigmoid)
+    return [Instances(image_size, proposal_boxes=Boxes(boxes), objectness_logits=logits)
+            for (boxes, logits), image_size in zip(proposals, image_sizes)]
+
+
+@torch.no_grad()
+def top_rpn_proposals(
+    anchors: list[Tensor],
+    pred_objectness_logits: list[Tensor],
+    pred_anchor_deltas: list[Tensor],
+    image_sizes: Tensor,
+    *,
+    box2box_transform: Box2BoxTransform,
+    nms_thresh: float,
+    pre_nms_topk: int,
+    post_nms_topk: int,
+    min_box_size: float,
+    nms_on_sigmoid: bool = False,
+) -> list[tuple[Tensor, Tensor]]:
+    """`find_top_rpn_proposals` on tensors only (the exportable core): anchors per level as
+    Tensor[A_l, 4], image sizes as an int64 Tensor[N, 2] of (height, width). Returns per image
+    (proposal boxes Tensor[R_i, 4], objectness logits Tensor[R_i]), by decreasing logit."""
+    num_images = image_sizes.shape[0]
     device = pred_objectness_logits[0].device
     batch_idx = torch.arange(num_images, device=device)[:, None]
     topk_logits, topk_anchors, topk_deltas, level_ids = [], [], [], []
     for level, (anchors_l, logits_l, deltas_l) in enumerate(zip(anchors, pred_objectness_logits, pred_anchor_deltas)):
-        k = min(pre_nms_topk, logits_l.shape[1])
+        k = torch.sym_min(pre_nms_topk, logits_l.shape[1])  # symbolic under torch.export
         logits_l, idx = logits_l.topk(k, dim=1)
         topk_logits.append(logits_l)
-        topk_anchors.append(anchors_l.tensor[idx])
+        topk_anchors.append(anchors_l[idx])
         topk_deltas.append(deltas_l[batch_idx, idx])
         level_ids.append(torch.full((k,), level, dtype=torch.int64, device=device))
     logits = torch.cat(topk_logits, dim=1).float()
@@ -68,16 +94,16 @@ def find_top_rpn_proposals(
     level_ids = torch.cat(level_ids)
 
     results = []
-    for boxes_i, logits_i, image_size in zip(boxes, logits, image_sizes):
-        lvl = level_ids
+    for i in range(num_images):
+        boxes_i, logits_i, lvl = boxes[i], logits[i], level_ids
         # Diverged or random weights can produce inf/nan; dropping them keeps inference running.
         valid = torch.isfinite(boxes_i).all(dim=1) & torch.isfinite(logits_i)
-        boxes_i = clip_boxes_to_image(boxes_i, image_size)
-        valid &= Boxes(boxes_i).nonempty(min_box_size)
+        boxes_i = clip_boxes_to_image(boxes_i, image_sizes[i])
+        valid &= nonempty_boxes(boxes_i, min_box_size)
         boxes_i, logits_i, lvl = boxes_i[valid], logits_i[valid], lvl[valid]
         scores_i = logits_i.sigmoid() if nms_on_sigmoid else logits_i
         keep = batched_nms(boxes_i, scores_i, lvl, nms_thresh)[:post_nms_topk]
-        results.append(Instances(image_size, proposal_boxes=Boxes(boxes_i[keep]), objectness_logits=logits_i[keep]))
+        results.append((boxes_i[keep], logits_i[keep]))
     return results
 
 

@@ -14,7 +14,7 @@ from ..matcher import Matcher
 from ..sampling import subsample_labels
 from .anchor_generator import DefaultAnchorGenerator, check_head_anchors
 from .base import ProposalGenerator
-from .proposal_utils import find_top_rpn_proposals
+from .proposal_utils import find_top_rpn_proposals, top_rpn_proposals
 
 
 class RPN(ProposalGenerator, ReadsFeatures):
@@ -104,15 +104,7 @@ class RPN(ProposalGenerator, ReadsFeatures):
             features: backbone outputs by name, each Tensor[N, C, H_l, W_l].
             gt_instances: per image, Instances with `gt_boxes`; required in training.
         """
-        features = [features[f] for f in self.in_features]
-        anchors = self.anchor_generator(features, tuple(images.tensor.shape[-2:]))
-        logits, deltas = self.rpn_head(features)
-        # (N, A, H, W) -> (N, H*W*A): cell-major, anchor-minor, the anchors' order.
-        logits = [x.permute(0, 2, 3, 1).flatten(1) for x in logits]
-        # (N, A*4, H, W) -> (N, H*W*A, 4)
-        deltas = [
-            x.view(x.shape[0], -1, 4, x.shape[-2], x.shape[-1]).permute(0, 3, 4, 1, 2).flatten(1, -2) for x in deltas
-        ]
+        anchors, logits, deltas = self.predictions(images.tensor, features)
         losses = {}
         if self.training:
             if gt_instances is None:
@@ -132,6 +124,31 @@ class RPN(ProposalGenerator, ReadsFeatures):
             nms_on_sigmoid=self.nms_on_sigmoid,
         )
         return proposals, losses
+
+    def predictions(self, images: Tensor, features: dict[str, Tensor]) -> tuple[list[Boxes], list[Tensor], list[Tensor]]:
+        """Anchors per level and the head's per-anchor predictions: objectness logits per level
+        Tensor[N, A_l] and deltas Tensor[N, A_l, 4], in the anchors' order; `images` is the padded batch."""
+        features = [features[f] for f in self.in_features]
+        anchors = self.anchor_generator(features, tuple(images.shape[-2:]))
+        logits, deltas = self.rpn_head(features)
+        # (N, A, H, W) -> (N, H*W*A): cell-major, anchor-minor, the anchors' order.
+        logits = [x.permute(0, 2, 3, 1).flatten(1) for x in logits]
+        # (N, A*4, H, W) -> (N, H*W*A, 4)
+        deltas = [
+            x.view(x.shape[0], -1, 4, x.shape[-2], x.shape[-1]).permute(0, 3, 4, 1, 2).flatten(1, -2) for x in deltas
+        ]
+        return anchors, logits, deltas
+
+    def predict_proposals(self, images: Tensor, features: dict[str, Tensor], image_sizes: Tensor) -> list[Tensor]:
+        """Inference on tensors only (the exportable core): per image the proposal boxes
+        Tensor[R_i, 4], by decreasing objectness. `images`: the padded batch Tensor[N, C, H, W];
+        `image_sizes`: int64 Tensor[N, 2] of (height, width) before padding."""
+        anchors, logits, deltas = self.predictions(images, features)
+        proposals = top_rpn_proposals(
+            [a.tensor for a in anchors], logits, deltas, image_sizes, box2box_transform=self.box2box_transform,
+            nms_thresh=self.nms_thresh, pre_nms_topk=self.pre_nms_topk[False], post_nms_topk=self.post_nms_topk[False],
+            min_box_size=self.min_box_size, nms_on_sigmoid=self.nms_on_sigmoid)
+        return [boxes for boxes, _ in proposals]
 
     @torch.no_grad()
     def label_and_sample_anchors(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from detrun.structures import Boxes, Instances
 
@@ -54,10 +54,12 @@ class ROIBranch:
         `pred_boxes`) enlarged by `box_scale` about each box's centre; the same objects at 1.0."""
         if self.box_scale == 1.0:
             return instances
-        seen = []
-        for p in instances:
-            boxes = p.get(field).tensor
-            centres, half_sizes = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / 2 * self.box_scale
-            seen.append(Instances(p.image_size, **{**p.get_fields(),
-                                                   field: Boxes(torch.cat([centres - half_sizes, centres + half_sizes], 1))}))
-        return seen
+        return [Instances(p.image_size, **{**p.get_fields(), field: Boxes(self.scale_boxes(p.get(field).tensor))})
+                for p in instances]
+
+    def scale_boxes(self, boxes: Tensor) -> Tensor:
+        """Boxes Tensor[R, 4] as the branch sees them: enlarged by `box_scale` about each centre."""
+        if self.box_scale == 1.0:
+            return boxes
+        centres, half_sizes = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / 2 * self.box_scale
+        return torch.cat([centres - half_sizes, centres + half_sizes], 1)

@@ -10,7 +10,7 @@ from detrun.structures import Boxes, Instances
 from ..matcher import Matcher
 from .base import attach_targets, match_and_label
 from .branch import ROIBranch
-from .fast_rcnn import FastRCNNOutputLayers
+from .fast_rcnn import FastRCNNOutputLayers, proposal_box_tensor
 from .poolers import ROIPooler
 from .standard import StandardROIHeads
 
@@ -82,6 +82,12 @@ class CascadeROIHeads(StandardROIHeads):
     def forward_box(self, features: dict[str, Tensor], proposals: list[Instances],
                     targets: list[Instances] | None = None) -> dict[str, Tensor] | list[Instances]:
         """Per-stage losses (training) or the cascade's detections (inference); see the class docstring."""
+        if not self.training:
+            image_sizes = [p.image_size for p in proposals]
+            sizes = torch.tensor(image_sizes, dtype=torch.int64, device=features[self.box_in_features[0]].device)
+            detections = self.detect(features, [p.proposal_boxes.tensor for p in proposals], sizes.view(-1, 2))
+            return [Instances(size, pred_boxes=Boxes(b), scores=s, pred_classes=c)
+                    for (b, s, c), size in zip(detections, image_sizes)]
         stages = []
         boxes = None
         for k in range(self.num_stages):
@@ -105,8 +111,23 @@ class CascadeROIHeads(StandardROIHeads):
         probs = [sum(per_image) / self.num_stages for per_image in zip(*per_stage)]
         return [self.box_predictor[-1].detections(b, s, p.image_size) for b, s, p in zip(boxes, probs, proposals)]
 
-    def _run_stage(self, features: dict[str, Tensor], proposals: list[Instances], stage: int) -> tuple[Tensor, Tensor]:
-        x = self.box_pooler([features[f] for f in self.box_in_features], [p.proposal_boxes for p in proposals])
+    def detect(self, features: dict[str, Tensor], proposal_boxes: list[Tensor], image_sizes: Tensor
+               ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The cascade's inference on tensors (the exportable core): per image (boxes, scores,
+        classes) of the last stage's boxes and the stage-averaged probabilities."""
+        boxes, per_stage = None, []
+        for k in range(self.num_stages):
+            if k > 0:  # the previous stage's boxes, detached and clipped
+                proposal_boxes = [clip_boxes_to_image(b[:, :4].detach(), image_sizes[i]) for i, b in enumerate(boxes)]
+            predictions = self._run_stage(features, proposal_boxes, k)
+            boxes = self.box_predictor[k].predict_boxes(predictions, proposal_boxes)
+            per_stage.append(self.box_predictor[k].predict_probs(predictions, proposal_boxes))
+        probs = [sum(per_image) / self.num_stages for per_image in zip(*per_stage)]
+        return [self.box_predictor[-1].detection_tensors(b, s, image_sizes[i]) for i, (b, s) in enumerate(zip(boxes, probs))]
+
+    def _run_stage(self, features: dict[str, Tensor], proposals: list[Instances] | list[Tensor],
+                   stage: int) -> tuple[Tensor, Tensor]:
+        x = self.box_pooler([features[f] for f in self.box_in_features], [proposal_box_tensor(p) for p in proposals])
         if self.training:
             x = _ScaleGradient.apply(x, 1.0 / self.num_stages)
         return self.box_predictor[stage](self.box_head[stage](x))

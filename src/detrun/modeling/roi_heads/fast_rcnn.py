@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from detrun.ops import batched_nms, clip_boxes_to_image
+from detrun.ops import batched_nms, clip_boxes_to_image, nonempty_boxes
 from detrun.structures import Boxes, Instances
 
 from ..box_regression import Box2BoxTransform, box_regression_loss, check_box_reg_loss_type
@@ -133,17 +133,18 @@ class FastRCNNOutputLayers(nn.Module):
             "loss_box_reg": loss_box_reg * self.loss_weight.get("loss_box_reg", 1.0),
         }
 
-    def predict_boxes(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> list[Tensor]:
-        """Decoded boxes per image, Tensor[R_i, K*4] (K = C, or 1 if class-agnostic)."""
+    def predict_boxes(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances] | list[Tensor]) -> list[Tensor]:
+        """Decoded boxes per image, Tensor[R_i, K*4] (K = C, or 1 if class-agnostic); `proposals`
+        per image as Instances with `proposal_boxes` or as box tensors Tensor[R_i, 4]."""
         _, deltas = predictions
-        proposal_boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])
-        boxes = self.box2box_transform.apply_deltas(deltas, proposal_boxes)
-        return list(boxes.split([len(p) for p in proposals]))
+        proposal_boxes = [proposal_box_tensor(p) for p in proposals]
+        boxes = self.box2box_transform.apply_deltas(deltas, torch.cat(proposal_boxes))
+        return list(boxes.split([b.shape[0] for b in proposal_boxes]))
 
-    def predict_probs(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> list[Tensor]:
+    def predict_probs(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances] | list[Tensor]) -> list[Tensor]:
         """Class probabilities per image, Tensor[R_i, C+1] (background last)."""
         logits, _ = predictions
-        return list(F.softmax(logits.float(), dim=-1).split([len(p) for p in proposals]))
+        return list(F.softmax(logits.float(), dim=-1).split([proposal_box_tensor(p).shape[0] for p in proposals]))
 
     def inference(self, predictions: tuple[Tensor, Tensor], proposals: list[Instances]) -> list[Instances]:
         """Per image: Instances with `pred_boxes`, `scores`, `pred_classes` (see the class docstring)."""
@@ -153,9 +154,25 @@ class FastRCNNOutputLayers(nn.Module):
         probs = self.predict_probs(predictions, proposals)
         return [self.detections(b, s, p.image_size) for b, s, p in zip(boxes, probs, proposals)]
 
+    def inference_tensors(self, predictions: tuple[Tensor, Tensor], proposal_boxes: list[Tensor],
+                          image_sizes: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """`inference` on tensors only (the exportable core): per image (boxes Tensor[D_i, 4], scores
+        Tensor[D_i], classes int64 Tensor[D_i]) from the proposal boxes and int64 `image_sizes` Tensor[N, 2]."""
+        boxes = self.predict_boxes(predictions, proposal_boxes)
+        probs = self.predict_probs(predictions, proposal_boxes)
+        return [self.detection_tensors(b, s, image_sizes[i]) for i, (b, s) in enumerate(zip(boxes, probs))]
+
     def detections(self, boxes: Tensor, probs: Tensor, image_size: tuple[int, int]) -> Instances:
         """One image's detections from decoded boxes Tensor[R, K*4] and class probabilities
         Tensor[R, C+1] (e.g. Cascade R-CNN's averaged over stages): clip, threshold, NMS, top-k."""
+        size = torch.tensor(image_size, dtype=torch.int64, device=boxes.device)
+        boxes, scores, classes = self.detection_tensors(boxes, probs, size)
+        return Instances(image_size, pred_boxes=Boxes(boxes), scores=scores, pred_classes=classes)
+
+    def detection_tensors(self, boxes: Tensor, probs: Tensor, image_size: Tensor | tuple[int, int]
+                          ) -> tuple[Tensor, Tensor, Tensor]:
+        """`detections` as (boxes Tensor[D, 4], scores Tensor[D], classes int64 Tensor[D]), by decreasing
+        score; `image_size` (height, width) as numbers or an integer Tensor[2]."""
         num_reg = boxes.shape[1] // 4
         # Diverged or random weights can produce inf/nan: those rows never pass the score filter.
         finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(probs).all(dim=1)
@@ -165,9 +182,14 @@ class FastRCNNOutputLayers(nn.Module):
         box_idx, classes = keep_mask.nonzero(as_tuple=True)
         boxes = boxes[box_idx, classes if num_reg > 1 else 0]
         scores = scores[box_idx, classes]
-        large = Boxes(boxes).nonempty(self.min_box_size)
+        large = nonempty_boxes(boxes, self.min_box_size)
         boxes, scores, classes = boxes[large], scores[large], classes[large]
         keep = batched_nms(boxes, scores, classes, self.test_nms_thresh)
         if self.test_topk_per_image >= 0:
             keep = keep[: self.test_topk_per_image]
-        return Instances(image_size, pred_boxes=Boxes(boxes[keep]), scores=scores[keep], pred_classes=classes[keep])
+        return boxes[keep], scores[keep], classes[keep]
+
+
+def proposal_box_tensor(proposals: Instances | Tensor) -> Tensor:
+    """One image's proposal boxes Tensor[R, 4] from Instances (`proposal_boxes`) or a tensor."""
+    return proposals if isinstance(proposals, Tensor) else proposals.proposal_boxes.tensor

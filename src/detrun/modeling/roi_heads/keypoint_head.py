@@ -127,16 +127,30 @@ class KRCNNConvDeconvUpsampleHead(nn.Module):
         """Training: ``{"loss_keypoint": ...}`` for proposals with `gt_keypoints`; inference: sets
         `pred_keypoints` Tensor[N, K, 3] (x, y, score) and `pred_keypoint_heatmaps` Tensor[N, K, S, S]
         on `instances` and returns them."""
-        x = self.layers(x)
         if self.training:
+            x = self.layers(x)
             normalizer = None if self.loss_normalizer == "visible" else len(instances) * self.loss_normalizer
             return {"loss_keypoint": keypoint_rcnn_loss(x, instances, normalizer) * self.loss_weight}
         boxes = torch.cat([p.pred_boxes.tensor for p in instances]) if instances else x.new_zeros(0, 4)
-        decoded = heatmaps_to_keypoints(x.detach(), boxes)
-        score = 3 if self.keypoint_score == "probability" else 2
-        keypoints = decoded[:, :, [0, 1, score]]
-        for p, kp, maps in zip(instances, keypoints.split([len(p) for p in instances]),
-                               x.split([len(p) for p in instances])):
+        fields = self.instance_fields(self.predict(x, None), boxes)
+        sizes = [len(p) for p in instances]
+        for p, kp, maps in zip(instances, fields["pred_keypoints"].split(sizes),
+                               fields["pred_keypoint_heatmaps"].split(sizes)):
             p.pred_keypoints = kp
             p.pred_keypoint_heatmaps = maps
         return instances
+
+    def predict(self, x: Tensor, classes: Tensor | None) -> dict[str, Tensor]:
+        """Inference on tensors (the exportable core): pooled features Tensor[R, C, P, P] ->
+        ``{"keypoint_heatmaps": Tensor[R, K, 4P, 4P]}`` (logits; `classes` is not used). Decoding
+        them into keypoints resizes each box's maps to its own size, so it runs in
+        `instance_fields`, outside an exported graph."""
+        return {"keypoint_heatmaps": self.layers(x)}
+
+    def instance_fields(self, outputs: dict[str, Tensor], boxes: Tensor) -> dict[str, Tensor]:
+        """The Instances fields of `predict`'s outputs for detections `boxes` Tensor[R, 4] (as the
+        branch saw them): `pred_keypoints` Tensor[R, K, 3] (x, y, score) and `pred_keypoint_heatmaps`."""
+        maps = outputs["keypoint_heatmaps"]
+        decoded = heatmaps_to_keypoints(maps.detach(), boxes)
+        score = 3 if self.keypoint_score == "probability" else 2
+        return {"pred_keypoints": decoded[:, :, [0, 1, score]], "pred_keypoint_heatmaps": maps}

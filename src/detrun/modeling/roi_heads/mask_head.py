@@ -120,9 +120,20 @@ class MaskRCNNConvUpsampleHead(nn.Module):
     def forward(self, x: Tensor, instances: list[Instances]) -> dict[str, Tensor] | list[Instances]:
         """Training: ``{"loss_mask": ...}`` for foreground proposals with gt; inference: sets
         `pred_masks` on `instances` (detections with `pred_classes`) and returns them."""
-        x = self.layers(x)
         if self.training:
-            return {"loss_mask": mask_rcnn_loss(self.predictor(x), instances) * self.loss_weight}
+            return {"loss_mask": mask_rcnn_loss(self.predictor(self.layers(x)), instances) * self.loss_weight}
         classes = torch.cat([p.pred_classes for p in instances]) if instances else x.new_zeros(0, dtype=torch.long)
-        mask_rcnn_inference(self.class_logits(x, classes), instances)
+        probs = self.predict(x, classes)["mask_probs"].split([len(p) for p in instances])
+        for p, prob in zip(instances, probs):
+            p.pred_masks = prob
         return instances
+
+    def predict(self, x: Tensor, classes: Tensor) -> dict[str, Tensor]:
+        """Inference on tensors (the exportable core): pooled features Tensor[R, C, M/2, M/2] of R
+        detections of `classes` (int64 Tensor[R]) -> ``{"mask_probs": float32 Tensor[R, 1, M, M]}``,
+        each detection's class mask as box-relative probabilities."""
+        return {"mask_probs": self.class_logits(self.layers(x), classes).float().sigmoid()}
+
+    def instance_fields(self, outputs: dict[str, Tensor], boxes: Tensor) -> dict[str, Tensor]:
+        """The Instances fields of `predict`'s outputs, all detections together: `pred_masks`."""
+        return {"pred_masks": outputs["mask_probs"]}

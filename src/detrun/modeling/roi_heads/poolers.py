@@ -76,12 +76,12 @@ class ROIPooler(nn.Module):
         self.canonical_level = int(canonical_level)
         self.level_eps = float(level_eps)
 
-    def forward(self, features: list[Tensor], box_lists: list[Boxes]) -> Tensor:
+    def forward(self, features: list[Tensor], box_lists: list[Boxes] | list[Tensor]) -> Tensor:
         """Pool each box from its level.
 
         Args:
             features: per level Tensor[N, C, H_l, W_l], in the order of `scales`.
-            box_lists: per image, the Boxes (input pixels, XYXY) to pool.
+            box_lists: per image, the Boxes or Tensor[K_i, 4] (input pixels, XYXY) to pool.
 
         Returns:
             Tensor[sum of boxes, C, output_h, output_w] in the features' dtype, boxes in image order.
@@ -90,12 +90,12 @@ class ROIPooler(nn.Module):
             raise ValueError(f"ROIPooler was built for {len(self.scales)} levels, got {len(features)} feature maps")
         if not box_lists:  # a batch without images (Detectron2 allows it): nothing to pool
             return features[0].new_zeros((0, features[0].shape[1]) + self.output_size)
-        boxes = torch.cat([b.tensor for b in box_lists]).float()
-        image_idx = torch.repeat_interleave(
-            torch.arange(len(box_lists), device=boxes.device, dtype=boxes.dtype),
-            torch.tensor([len(b) for b in box_lists], device=boxes.device),
-        )
-        rois = torch.cat([image_idx[:, None], boxes], dim=1)  # [K, 5] (batch_idx, x1, y1, x2, y2)
+        box_lists = [b.tensor if isinstance(b, Boxes) else b for b in box_lists]
+        boxes = torch.cat(box_lists).float()
+        # (No Python list of box counts: under torch.export they are symbolic.)
+        image_idx = torch.cat([torch.full((b.shape[0], 1), i, device=boxes.device, dtype=boxes.dtype)
+                               for i, b in enumerate(box_lists)])
+        rois = torch.cat([image_idx, boxes], dim=1)  # [K, 5] (batch_idx, x1, y1, x2, y2)
         if len(features) == 1:
             return self._roi_align(features[0], rois, self.scales[0])
 
@@ -104,7 +104,7 @@ class ROIPooler(nn.Module):
         )
         x0 = features[0]
         # Every box gets exactly one level (levels are clamped), so every row is written below.
-        output = x0.new_empty((len(rois), x0.shape[1]) + self.output_size)
+        output = x0.new_empty((rois.shape[0], x0.shape[1]) + self.output_size)
         for level, (x, scale) in enumerate(zip(features, self.scales)):
             idx = torch.nonzero(levels == level).squeeze(1)
             output[idx] = self._roi_align(x, rois[idx], scale).to(output.dtype)

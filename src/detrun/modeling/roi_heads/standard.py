@@ -1,6 +1,7 @@
 """StandardROIHeads: the box stage, then per-ROI branches (masks, keypoints) on pooled FPN features."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from detrun.structures import ImageList, Instances
@@ -9,7 +10,7 @@ from ..feature_protocol import FeatureUse, ReadsFeatures
 from ..matcher import Matcher
 from .base import ROIHeads
 from .branch import ROIBranch
-from .fast_rcnn import FastRCNNOutputLayers
+from .fast_rcnn import FastRCNNOutputLayers, proposal_box_tensor
 from .poolers import ROIPooler
 
 
@@ -93,9 +94,63 @@ class StandardROIHeads(ROIHeads, ReadsFeatures):
         detections = self.forward_box(features, proposals)
         return self.forward_with_given_boxes(features, detections), {}
 
-    def box_predictions(self, features: dict[str, Tensor], proposals: list[Instances]) -> tuple[Tensor, Tensor]:
-        """The box stage on `proposals`: (class logits Tensor[R, C+1], deltas Tensor[R, C*4 or 4]), images concatenated."""
-        x = self.box_pooler([features[f] for f in self.box_in_features], [p.proposal_boxes for p in proposals])
+    def predict(self, features: dict[str, Tensor], proposal_boxes: list[Tensor], image_sizes: Tensor
+                ) -> dict[str, Tensor]:
+        """Inference on tensors only (the exportable core).
+
+        Args:
+            features: backbone outputs by name.
+            proposal_boxes: per image, proposals Tensor[R_i, 4].
+            image_sizes: int64 Tensor[N, 2], (height, width) of each image before padding.
+
+        Returns:
+            ``"boxes"`` Tensor[D, 4], ``"scores"`` Tensor[D], ``"classes"`` int64 Tensor[D] of all
+            images' detections (image by image, each by decreasing score), ``"counts"`` int64
+            Tensor[N] detections per image, and each branch head's outputs over the same D
+            detections (`predict` of the head: ``"mask_probs"``, ``"keypoint_heatmaps"``).
+        """
+        detections = self.detect(features, proposal_boxes, image_sizes)
+        boxes = [d[0] for d in detections]
+        device = image_sizes.device
+        outputs = {
+            "boxes": torch.cat(boxes),
+            "scores": torch.cat([d[1] for d in detections]),
+            "classes": torch.cat([d[2] for d in detections]),
+            # (Each count is symbolic under torch.export: no Python list of them.)
+            "counts": torch.stack([torch.scalar_tensor(b.shape[0], dtype=torch.int64, device=device) for b in boxes]),
+        }
+        for name, branch in self.branches.items():
+            x = branch.pooler([features[f] for f in branch.in_features], [branch.scale_boxes(b) for b in boxes])
+            outputs.update(branch.head.predict(x, outputs["classes"]))
+        return outputs
+
+    def detect(self, features: dict[str, Tensor], proposal_boxes: list[Tensor], image_sizes: Tensor
+               ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The box stage's inference on tensors: per image (boxes Tensor[D_i, 4], scores, classes)."""
+        predictions = self.box_predictions(features, proposal_boxes)
+        return self.box_predictor.inference_tensors(predictions, proposal_boxes, image_sizes)
+
+    def instance_fields(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The branches' Instances fields (`pred_masks`, `pred_keypoints`...) from `predict`'s
+        outputs, over all detections (the layer above the tensor core; not exported)."""
+        fields = {}
+        for branch in self.branches.values():
+            fields.update(branch.head.instance_fields(outputs, branch.scale_boxes(outputs["boxes"])))
+        return fields
+
+    def tensor_core_missing(self) -> str | None:
+        """Why `predict` can't run (a branch head without `predict` / `instance_fields`), or None."""
+        for name, branch in self.branches.items():
+            if not (hasattr(branch.head, "predict") and hasattr(branch.head, "instance_fields")):
+                return (f"branch {name!r}: {type(branch.head).__name__} has no tensor-only "
+                        "predict(x, classes) / instance_fields(outputs, boxes)")
+        return None
+
+    def box_predictions(self, features: dict[str, Tensor], proposals: list[Instances] | list[Tensor]
+                        ) -> tuple[Tensor, Tensor]:
+        """The box stage on `proposals` (Instances with `proposal_boxes`, or box tensors): (class
+        logits Tensor[R, C+1], deltas Tensor[R, C*4 or 4]), images concatenated."""
+        x = self.box_pooler([features[f] for f in self.box_in_features], [proposal_box_tensor(p) for p in proposals])
         return self.box_predictor(self.box_head(x))
 
     def forward_box(self, features: dict[str, Tensor], proposals: list[Instances],

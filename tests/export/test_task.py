@@ -1,0 +1,59 @@
+"""``task=export``: the files it writes, and its one-line errors."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from detrun.config import compose
+from detrun.export import ExportableModel, ExportError, check_exportable, pad_images
+from detrun.export.task import run_export
+from detrun.modeling import GeneralizedRCNN
+
+from export_testing import ARCHITECTURES, build, inputs_of
+
+
+def test_torch_export_file(tmp_path):
+    recipe, overrides = ARCHITECTURES["retinanet"]
+    cfg = compose(recipe, [*overrides, "task=export", "format=torch_export", f"output={tmp_path / 'out' / 'm.pt2'}"])
+    torch.manual_seed(0)  # the same random weights as build("retinanet")
+    run_export(cfg, tmp_path)
+    meta = json.loads((tmp_path / "out" / "m.pt2.json").read_text())
+    assert meta["outputs"] == ["boxes", "scores", "classes", "counts"] and meta["size_divisibility"] == 32
+    program = torch.export.load(str(tmp_path / "out" / "m.pt2")).module()
+    model = build("retinanet")
+    images, sizes = pad_images(model, [x["image"] for x in inputs_of((150, 170), 4)])
+    with torch.no_grad():
+        expected, actual = ExportableModel(model)(images, sizes), program(images, sizes)
+    assert len(expected["boxes"]) and all(torch.equal(expected[k], actual[k]) for k in expected)
+
+
+def test_bad_format_is_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "detrun", "task=export", "format=tflite",
+                             f"hydra.run.dir={tmp_path}"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: format='tflite' is not an export format; use one of: onnx, torch_export"
+
+
+def test_onnx_without_the_extra_names_it(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(ExportError, match=r"onnxscript: pip install 'detrun\[export\]'"):
+        run_export(compose("shapes_retinanet", ["format=onnx"]), tmp_path)
+
+
+def test_models_without_a_tensor_core_are_refused():
+    class EagerOnly(GeneralizedRCNN):
+        def raw_inference(self, images):
+            return super().raw_inference(images)
+
+    model = build("faster_rcnn")
+    model.__class__ = EagerOnly
+    with pytest.raises(ExportError, match="overrides raw_inference but not inference_tensors"):
+        check_exportable(model)
+    with pytest.raises(ExportError, match="only detrun meta-architectures"):
+        check_exportable(torch.nn.Linear(2, 2))
