@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import detrun.modeling  # noqa: F401  (imports every built-in backbone, so __subclasses__ sees them)
-from detrun.modeling import FPN, Backbone, LastLevelMaxPool, LastLevelP6P7, ResNet
+from detrun.modeling import (FPN, Backbone, LastLevelMaxPool, LastLevelP6P7, ResNet, SimpleFeaturePyramid,
+                             TimmBackbone, ViT)
 from detrun.structures import ImageList
 
 
@@ -30,6 +31,10 @@ def tiny_fpn(in_features: list[str], top_block_source: str | None = None) -> dic
 
 
 # Backbone class -> {case id: constructor kwargs}: small instances that run in well under a second.
+# Two windowed blocks of 2 x 2 patches and one global block.
+TINY_VIT = {"img_size": 64, "patch_size": 16, "embed_dim": 32, "depth": 3, "num_heads": 2, "window_size": 2,
+            "window_block_indexes": [0, 2], "pretrain_img_size": 64}
+
 TINY_BACKBONES = {
     ResNet: {
         "R18": NARROW_R18,
@@ -40,6 +45,14 @@ TINY_BACKBONES = {
         "p6p7-res5": tiny_fpn(["res3", "res4", "res5"], "res5"),
         "p6p7-p5": tiny_fpn(["res3", "res4", "res5"], "p5"),
     },
+    ViT: {"windowed+global": TINY_VIT},
+    SimpleFeaturePyramid: {
+        "p2-p6": {"net": ViT(**TINY_VIT), "out_channels": FPN_CHANNELS, "top_block": LastLevelMaxPool()},
+        "square": {"net": ViT(**TINY_VIT), "out_channels": FPN_CHANNELS, "top_block": LastLevelMaxPool(),
+                   "square_pad": 128},
+    },
+    # Built in the test (needs the optional timm extra).
+    TimmBackbone: {"resnet18": {"model_name": "resnet18", "out_features": ["res3", "res4", "res5"]}},
 }
 
 
@@ -66,6 +79,8 @@ def test_every_backbone_has_a_tiny_instance():
 
 @pytest.mark.parametrize(("cls", "kwargs"), CASES)
 def test_output_shape_matches_forward(cls, kwargs):
+    if cls is TimmBackbone:
+        pytest.importorskip("timm")
     torch.manual_seed(0)
     backbone = cls(**kwargs).eval()
     shapes = backbone.output_shape()

@@ -5,7 +5,8 @@ from .fpn import FPN, LastLevelMaxPool, LastLevelP6P7
 from .norm import NORMS, Conv2dNorm, FrozenBatchNorm2d, LayerNorm2d, get_norm
 from .resnet import BasicBlock, BasicStem, BottleneckBlock, ResNet
 from .timm_backbone import TimmBackbone
-from .vit import SimpleFeaturePyramid, ViT
+from .simple_feature_pyramid import SimpleFeaturePyramid
+from .vit import ViT
 from . import vit_weights  # noqa: F401,E402 (registers the ViT family's checkpoint formats)
 
 __all__ = [
