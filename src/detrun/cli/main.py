@@ -68,7 +68,7 @@ def _help_template(recipes: list[str]) -> str:
             "trainer.max_iter=N  trainer.gpus=N  trainer.num_processes=N",
             f"trainer.amp={'|'.join(AMP_CHOICES)} (training)  trainer.inference_amp=the same (eval, predict; default: trainer.amp)",
             "trainer.resume=true  optimizer.lr=X  model.weights=PATH",
-            "dataset=NAME (check_data/show_data)  input=PATH output=DIR (predict)",
+            "dataset=NAME (check_data/show_data)  input=PATH output=DIR (predict)  predictions=JSON (eval)",
             "format=onnx|torch_export output=FILE (export)",
             "hydra.run.dir=DIR  (where the run writes; default outputs/DATE/TIME)",
         )

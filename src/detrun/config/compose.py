@@ -21,7 +21,7 @@ from .lazy import locate
 from .recipes import DEFAULT_RECIPE, SHORT_NAME_GROUPS, RecipeError, get_recipe
 
 # Keys the command line adds next to the recipe: what to do, and that task's arguments.
-TASK_KEYS = {"task": "train", "dataset": None, "input": None, "output": None, "format": None}
+TASK_KEYS = {"task": "train", "dataset": None, "input": None, "output": None, "format": None, "predictions": None}
 RECIPE_GROUP = "recipe"
 _MISSING = object()
 

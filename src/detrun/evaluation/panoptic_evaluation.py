@@ -164,6 +164,8 @@ class COCOPanopticEvaluator:
     there in COCO panoptic format (``predictions.json`` + ``panoptic_predictions/*.png``).
     """
 
+    output_key = "panoptic_seg"  # the model output it scores (instance evaluators: "instances")
+
     def __init__(self, dataset_name: str, *, output_dir: str | None = None, distributed: bool = True):
         if dataset_name not in DatasetCatalog:
             raise UserError(f"COCOPanopticEvaluator: dataset_name={dataset_name!r} is not a registered data set")

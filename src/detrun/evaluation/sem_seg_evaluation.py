@@ -76,6 +76,8 @@ class SemSegEvaluator:
         distributed: sum the confusion matrices of all ranks.
     """
 
+    output_key = "sem_seg"  # the model output it scores (instance evaluators: "instances")
+
     def __init__(self, dataset_name: str, *, output_dir: str | None = None, class_names: Sequence[str] | None = None,
                  ignore_label: int | None = None, distributed: bool = True):
         if dataset_name not in DatasetCatalog:

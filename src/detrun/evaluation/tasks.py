@@ -1,6 +1,7 @@
 """The evaluation team's command-line tasks, ``fn(cfg, run_dir)`` each:
 
-- ``task=eval``:      score ``model.weights`` on ``dataloader.test`` with ``evaluator``;
+- ``task=eval``:      score ``model.weights`` on ``dataloader.test`` with ``evaluator``, or a saved
+                      predictions file (``predictions=PATH``) without running a model;
 - ``task=predict``:   draw predictions on ``input=IMAGE_OR_FOLDER`` into ``output=DIR``;
 - ``task=show_data``: draw a data set's ground truth (``dataset=NAME``, default the train set).
 """
@@ -21,11 +22,12 @@ from detrun.utils import comm
 from detrun.utils.visualize import draw_record, image_grid
 
 from .coco_results import instances_to_coco_results
-from .evaluators import build_evaluator, evaluator_dataset_name
+from .evaluators import DatasetEvaluators, build_evaluator, evaluator_dataset_name
 from .inference import inference_amp, inference_on_dataset
 from .json_files import to_json
 from .pictures import SCORE_THRESHOLD, draw_outputs, drawing_style
 from .predictor import Predictor
+from .saved_predictions import score_predictions
 from .tables import per_category_table, summary_table
 from .trained_weights import check_trained_predictors
 
@@ -50,6 +52,9 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> None:
     """
     if OmegaConf.select(cfg, "evaluator") is None:
         raise UserError("task=eval needs an 'evaluator' in the recipe (e.g. from recipes/common/evaluation.py)")
+    if OmegaConf.select(cfg, "predictions"):
+        _eval_saved_predictions(cfg, Path(run_dir))
+        return
     if OmegaConf.select(cfg, "dataloader.test") is None:
         raise UserError("task=eval needs 'dataloader.test' in the recipe")
     inference_amp(cfg)  # a bad value fails here, before any process starts
@@ -64,11 +69,36 @@ def _eval_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     evaluator = build_evaluator(cfg.evaluator, output_dir=str(run_dir / "inference"))
     results = inference_on_dataset(model, loader, evaluator, amp=inference_amp(cfg))
     if comm.is_main_process():
-        (run_dir / "results.json").write_text(to_json(results, indent=1))
-        print(summary_table(results))
-        print()
-        print(per_category_table(results))
-        print(f"\nresults: {run_dir / 'results.json'}")
+        _report(results, run_dir)
+
+
+def _report(results: dict, run_dir: Path) -> None:
+    (run_dir / "results.json").write_text(to_json(results, indent=1))
+    print(summary_table(results))
+    print()
+    print(per_category_table(results))
+    print(f"\nresults: {run_dir / 'results.json'}")
+
+
+def _eval_saved_predictions(cfg: DictConfig, run_dir: Path) -> None:
+    """``task=eval predictions=PATH``: the recipe's instance evaluators score the file on their data
+    set (``evaluator.dataset_name``) in this process; semantic / panoptic evaluators are skipped."""
+    if OmegaConf.select(cfg, "dataloader.test") is not None:
+        instantiate(cfg.dataloader.test.dataset)  # (re)registers generated sets such as shapes_val
+    evaluator = build_evaluator(cfg.evaluator, output_dir=str(run_dir / "inference"))
+    evaluators = evaluator.evaluators if isinstance(evaluator, DatasetEvaluators) else [evaluator]
+    scoring = [e for e in evaluators if getattr(e, "output_key", "instances") == "instances"]
+    for skipped in set(evaluators) - set(scoring):
+        logger.warning("predictions=%s holds instances: %s (scores %r) is skipped", cfg.predictions,
+                       type(skipped).__name__, skipped.output_key)
+    if not scoring:
+        raise UserError("predictions=PATH scores instance predictions, but the recipe's evaluators score "
+                        f"{', '.join(repr(e.output_key) for e in evaluators)} only")
+    dataset_name = evaluator_dataset_name(cfg)
+    if dataset_name is None:
+        raise UserError("task=eval predictions=PATH needs evaluator.dataset_name=NAME (the data set to score on)")
+    score_predictions(cfg.predictions, scoring, dataset_name)
+    _report(DatasetEvaluators(scoring).evaluate(), run_dir)
 
 
 def _input_images(path_value: str | None) -> list[Path]:
