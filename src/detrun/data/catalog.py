@@ -44,16 +44,21 @@ class _DatasetCatalog:
             raise ValueError(f"data set '{name}' is already registered (pass overwrite=True to replace it)")
         self._fns[name] = fn
 
-    def get(self, name: str, *, on_error: str | None = None) -> list[dict]:
+    def get(self, name: str, *, on_error: str | None = None, log=None) -> list[dict]:
         """Call the function registered as `name` and return its records.
 
         `on_error` ("raise" / "skip" bad annotations), if given, goes to a function that takes an
         ``on_error`` argument (the COCO and shapes loaders do) instead of what it was registered with.
+        `log` (a `ProblemLog`), if given, goes to a function that takes a ``log`` argument, which
+        then adds its problems there (``task=check_data`` lists them) instead of raising.
         """
         if name not in self._fns:
             raise _unknown(name, list(self._fns))
         fn = self._fns[name]
-        records = fn(on_error=on_error) if on_error is not None and _takes_on_error(fn) else fn()
+        if log is not None and _takes(fn, "log"):
+            records = fn(log=log)
+        else:
+            records = fn(on_error=on_error) if on_error is not None and _takes(fn, "on_error") else fn()
         if not isinstance(records, list):
             raise TypeError(f"the function registered for data set '{name}' returned {type(records)}, not a list of dicts")
         return records
@@ -68,9 +73,9 @@ class _DatasetCatalog:
         self._fns.pop(name, None)
 
 
-def _takes_on_error(fn: Callable) -> bool:
+def _takes(fn: Callable, argument: str) -> bool:
     try:
-        return "on_error" in inspect.signature(fn).parameters
+        return argument in inspect.signature(fn).parameters
     except (TypeError, ValueError):  # some builtins have no signature
         return False
 

@@ -69,7 +69,7 @@ def check_dataset(name: str, *, decode_workers: int = 2) -> CheckReport:
     else:
         source = f"data set '{name}'"
         classes = meta.get("thing_classes")
-        records = validate_records(DatasetCatalog.get(name), source=source, log=log,
+        records = validate_records(DatasetCatalog.get(name, log=log), source=source, log=log,
                                    num_classes=len(classes) if classes else None)
         for dup, n in Counter(r.get("image_id") for r in records).items():
             if n > 1:
