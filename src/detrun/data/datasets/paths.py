@@ -34,8 +34,9 @@ class DatasetPath(os.PathLike):
         return hash(self.relative)
 
 
-def not_found_hint(what: str) -> str:
-    """The sentence appended to a missing-file error of a built-in data set."""
+def not_found_hint(what: str, *, folder: str = "coco/",
+                   register: str = "detrun.data.register_coco_instances(name, json_file, image_root)") -> str:
+    """The sentence appended to a missing-file error of a built-in data set: `folder` is the data
+    set's folder under the root, `register` the call that registers a copy elsewhere."""
     return (f" {what} is looked for under ${ENV_VAR} (now '{datasets_root()}'): set {ENV_VAR}=/path/to/datasets "
-            "(the folder that contains coco/), or register your own copy with "
-            "detrun.data.register_coco_instances(name, json_file, image_root).")
+            f"(the folder that contains {folder}), or register your own copy with {register}.")
