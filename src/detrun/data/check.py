@@ -21,6 +21,7 @@ from detrun.errors import UserError
 from .catalog import DatasetCatalog, MetadataCatalog
 from .datasets import load_coco_json
 from .datasets.coco_panoptic import panoptic_problems
+from .datasets.lvis import load_lvis_json
 from .image_io import check_image_size, read_image
 from .problems import DataError, ProblemLog
 from .validation import validate_records
@@ -64,7 +65,8 @@ def check_dataset(name: str, *, decode_workers: int = 2) -> CheckReport:
     log = ProblemLog("skip")
     json_file = meta.get("json_file")
     if json_file is not None:
-        records = load_coco_json(json_file, meta.image_root, log=log)
+        load = load_lvis_json if meta.get("evaluator_type") == "lvis" else load_coco_json
+        records = load(json_file, meta.image_root, log=log)
         source = str(json_file)
     else:
         source = f"data set '{name}'"

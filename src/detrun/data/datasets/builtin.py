@@ -1,9 +1,10 @@
-"""Built-in data set names: COCO 2017 (under ``$DETRUN_DATASETS/coco``) and the synthetic shapes."""
+"""Built-in data set names: COCO 2017 (under ``$DETRUN_DATASETS/coco``), LVIS v1 and the synthetic shapes."""
 from __future__ import annotations
 
 from . import coco_person
 from .coco import register_coco_instances
 from .coco_panoptic import register_coco_panoptic
+from .lvis import register_lvis_instances
 from .paths import DatasetPath, not_found_hint
 from .shapes import register_builtin_shapes
 from .shapes_panoptic import register_builtin_shapes_panoptic
@@ -28,6 +29,9 @@ COCO_2017_PANOPTIC = {
     for split in ("train", "val")
 }
 
+# LVIS v1: name → annotation file; images are COCO 2017's (each entry's coco_url names train2017/ or val2017/).
+LVIS_V1 = {f"lvis_v1_{split}": f"lvis/lvis_v1_{split}.json" for split in ("train", "val")}
+
 
 def register_all_builtin() -> None:
     """Register every built-in name (cheap: nothing is read until a data set is used)."""
@@ -38,5 +42,8 @@ def register_all_builtin() -> None:
     for name, paths in COCO_2017_PANOPTIC.items():
         register_coco_panoptic(name, **{k: DatasetPath(v) for k, v in paths.items()}, overwrite=True,
                                not_found_hint=not_found_hint(f"Data set '{name}'"))
+    for name, json_file in LVIS_V1.items():
+        hint = not_found_hint(f"Data set '{name}' ({json_file}, images in coco/train2017 and coco/val2017)")
+        register_lvis_instances(name, DatasetPath(json_file), DatasetPath("coco"), overwrite=True, not_found_hint=hint)
     register_builtin_shapes()
     register_builtin_shapes_panoptic()

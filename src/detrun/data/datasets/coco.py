@@ -14,6 +14,7 @@ import io
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pycocotools.coco import COCO
@@ -68,7 +69,9 @@ def default_colors(num_classes: int) -> list[list[int]]:
 
 
 def load_coco_json(json_file: str | os.PathLike, image_root: str | os.PathLike, *, dataset_name: str | None = None,
-                   on_error: str = "raise", log: ProblemLog | None = None, not_found_hint: str = "") -> list[dict]:
+                   on_error: str = "raise", log: ProblemLog | None = None, not_found_hint: str = "",
+                   coco: COCO | None = None, image_fields: Callable[[dict, str | os.PathLike], dict] | None = None,
+                   ) -> list[dict]:
     """Load a COCO instances/keypoints annotation file into records.
 
     Args:
@@ -79,6 +82,9 @@ def load_coco_json(json_file: str | os.PathLike, image_root: str | os.PathLike, 
         on_error: "raise" (first bad annotation raises DataError naming file and annotation id) or
             "skip" (drop it, count it, one warning).
         log: a ProblemLog to collect problems into (then `on_error` is ignored; used by check_data).
+        coco: `json_file` already read with `read_coco` (a caller that needs the file too reads it once).
+        image_fields: (image entry, image_root) → record fields to add or override (LVIS: the file
+            name from ``coco_url``, per-image category lists).
     Returns:
         list[dict] records sorted by image id; annotations with bbox (XYWH_ABS), bbox_mode,
         category_id (contiguous), segmentation, keypoints, iscrowd, id.
@@ -86,7 +92,8 @@ def load_coco_json(json_file: str | os.PathLike, image_root: str | os.PathLike, 
     own_log = log is None
     log = ProblemLog(on_error) if own_log else log
     json_file = Path(json_file)
-    coco = read_coco(json_file, not_found_hint=not_found_hint)
+    if coco is None:
+        coco = read_coco(json_file, not_found_hint=not_found_hint)
     if not Path(image_root).is_dir():
         raise DatasetNotFoundError(f"image folder '{image_root}' (for annotation file '{json_file}') does not exist.{not_found_hint}")
     src = str(json_file)
@@ -111,6 +118,8 @@ def load_coco_json(json_file: str | os.PathLike, image_root: str | os.PathLike, 
             "width": img.get("width"),
             "image_id": img_id,
         }
+        if image_fields is not None:
+            record.update(image_fields(img, image_root))
         anns = []
         for ann in coco.imgToAnns.get(img_id, []):
             if ann.get("category_id") not in id_map:
