@@ -3,6 +3,7 @@ from .builtin import COCO_2017, register_all_builtin
 from .coco import load_coco_json, register_coco_instances
 from .coco_panoptic import load_coco_panoptic, register_coco_panoptic
 from .lvis import load_lvis_json, register_lvis_instances
+from .pascal_voc import load_voc_instances, register_pascal_voc
 from .paths import datasets_root
 from .shapes import ensure_shapes, register_shapes, shapes_dataset
 from .shapes_panoptic import register_shapes_panoptic, shapes_panoptic_dataset
@@ -13,10 +14,12 @@ __all__ = [
     "ensure_shapes",
     "load_coco_json",
     "load_coco_panoptic",
+    "load_voc_instances",
     "load_lvis_json",
     "register_all_builtin",
     "register_coco_instances",
     "register_coco_panoptic",
+    "register_pascal_voc",
     "register_lvis_instances",
     "register_shapes",
     "register_shapes_panoptic",

@@ -1,10 +1,12 @@
-"""Built-in data set names: COCO 2017 (under ``$DETRUN_DATASETS/coco``), LVIS v1 and the synthetic shapes."""
+"""Built-in data set names: COCO 2017 (under ``$DETRUN_DATASETS/coco``), LVIS v1, Pascal VOC
+2007/2012 (``VOC2007``, ``VOC2012``) and the synthetic shapes."""
 from __future__ import annotations
 
 from . import coco_person
 from .coco import register_coco_instances
 from .coco_panoptic import register_coco_panoptic
 from .lvis import register_lvis_instances
+from .pascal_voc import register_pascal_voc
 from .paths import DatasetPath, not_found_hint
 from .shapes import register_builtin_shapes
 from .shapes_panoptic import register_builtin_shapes_panoptic
@@ -32,6 +34,9 @@ COCO_2017_PANOPTIC = {
 # LVIS v1: name → annotation file; images are COCO 2017's (each entry's coco_url names train2017/ or val2017/).
 LVIS_V1 = {f"lvis_v1_{split}": f"lvis/lvis_v1_{split}.json" for split in ("train", "val")}
 
+# Pascal VOC image sets, each under $DETRUN_DATASETS/VOC<year> (the devkit's layout).
+VOC_SPLITS = {2007: ("train", "val", "trainval", "test"), 2012: ("train", "val", "trainval")}
+
 
 def register_all_builtin() -> None:
     """Register every built-in name (cheap: nothing is read until a data set is used)."""
@@ -45,5 +50,11 @@ def register_all_builtin() -> None:
     for name, json_file in LVIS_V1.items():
         hint = not_found_hint(f"Data set '{name}' ({json_file}, images in coco/train2017 and coco/val2017)")
         register_lvis_instances(name, DatasetPath(json_file), DatasetPath("coco"), overwrite=True, not_found_hint=hint)
+    for year, splits in VOC_SPLITS.items():
+        for split in splits:
+            name = f"voc_{year}_{split}"
+            hint = not_found_hint(f"Data set '{name}'", folder=f"VOC{year}/",
+                                  register="detrun.data.register_pascal_voc(name, dirname, split, year)")
+            register_pascal_voc(name, DatasetPath(f"VOC{year}"), split, year, overwrite=True, not_found_hint=hint)
     register_builtin_shapes()
     register_builtin_shapes_panoptic()
