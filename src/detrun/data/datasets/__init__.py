@@ -1,5 +1,6 @@
 """Data set loaders and the built-in names (registered when `detrun.data` is imported)."""
 from .builtin import COCO_2017, register_all_builtin
+from .cityscapes import load_cityscapes_instances, load_cityscapes_semantic, register_cityscapes
 from .coco import load_coco_json, register_coco_instances
 from .coco_panoptic import load_coco_panoptic, register_coco_panoptic
 from .lvis import load_lvis_json, register_lvis_instances
@@ -12,11 +13,14 @@ __all__ = [
     "COCO_2017",
     "datasets_root",
     "ensure_shapes",
+    "load_cityscapes_instances",
+    "load_cityscapes_semantic",
     "load_coco_json",
     "load_coco_panoptic",
     "load_voc_instances",
     "load_lvis_json",
     "register_all_builtin",
+    "register_cityscapes",
     "register_coco_instances",
     "register_coco_panoptic",
     "register_pascal_voc",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import coco_person
+from .cityscapes import register_cityscapes
 from .coco import register_coco_instances
 from .coco_panoptic import register_coco_panoptic
 from .lvis import register_lvis_instances
@@ -30,6 +31,11 @@ COCO_2017_PANOPTIC = {
         sem_seg_root=f"coco/panoptic_semseg_{split}2017")
     for split in ("train", "val")
 }
+# name → (task, image folder, gtFine folder): the Cityscapes download layout (leftImg8bit/, gtFine/).
+CITYSCAPES = {
+    f"cityscapes_fine_{task}_{split}": (task, f"cityscapes/leftImg8bit/{split}", f"cityscapes/gtFine/{split}")
+    for task in ("instance_seg", "sem_seg") for split in ("train", "val", "test")
+}
 
 # LVIS v1: name → annotation file; images are COCO 2017's (each entry's coco_url names train2017/ or val2017/).
 LVIS_V1 = {f"lvis_v1_{split}": f"lvis/lvis_v1_{split}.json" for split in ("train", "val")}
@@ -56,5 +62,10 @@ def register_all_builtin() -> None:
             hint = not_found_hint(f"Data set '{name}'", folder=f"VOC{year}/",
                                   register="detrun.data.register_pascal_voc(name, dirname, split, year)")
             register_pascal_voc(name, DatasetPath(f"VOC{year}"), split, year, overwrite=True, not_found_hint=hint)
+    for name, (task, image_dir, gt_dir) in CITYSCAPES.items():
+        hint = not_found_hint(f"Data set '{name}'", folder="cityscapes/",
+                              register="detrun.data.register_cityscapes(name, task=..., image_dir=..., gt_dir=...)")
+        register_cityscapes(name, task=task, image_dir=DatasetPath(image_dir), gt_dir=DatasetPath(gt_dir),
+                            overwrite=True, not_found_hint=hint)
     register_builtin_shapes()
     register_builtin_shapes_panoptic()
