@@ -6,11 +6,12 @@ importing this package stays light (no matplotlib).
 from .coco_evaluator import COCOEvaluator
 from .evaluators import DatasetEvaluators, build_evaluator
 from .inference import inference_on_dataset
+from .lvis_evaluation import LVISEvaluator
 from .panoptic_evaluation import COCOPanopticEvaluator
 from .pascal_voc_evaluation import PascalVOCDetectionEvaluator
 from .predictor import Predictor
 from .sem_seg_evaluation import SemSegEvaluator
 from .tables import per_category_table, summary_table
 
-__all__ = ["COCOEvaluator", "COCOPanopticEvaluator", "DatasetEvaluators", "PascalVOCDetectionEvaluator", "Predictor",
+__all__ = ["COCOEvaluator", "COCOPanopticEvaluator", "DatasetEvaluators", "LVISEvaluator", "Predictor",
            "SemSegEvaluator", "build_evaluator", "inference_on_dataset", "per_category_table", "summary_table"]
