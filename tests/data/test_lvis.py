@@ -7,7 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from detrun.data import DataError, DatasetCatalog, DatasetNotFoundError, MetadataCatalog, get_dataset, register_lvis_instances
+from detrun.data import (DataError, DatasetCatalog, DatasetNotFoundError, MetadataCatalog, get_dataset,
+                         register_lvis_instances)
 from detrun.data.check import run_check_data
 from detrun.data.datasets import load_lvis_json
 
