@@ -207,12 +207,15 @@ def _default_colors_of(name: str) -> list[list[int]]:
 
 
 class _CocoLoader:
-    """The registered function of a COCO data set (a class, not a closure, so it pickles)."""
+    """The registered function of a COCO data set (a class, not a closure, so it pickles); formats
+    read like COCO's (LVIS) subclass it with their own `load`."""
+
+    load = staticmethod(load_coco_json)
 
     def __init__(self, json_file, image_root, name, on_error, not_found_hint):
         self.args = (json_file, image_root)
         self.name, self.on_error, self.not_found_hint = name, on_error, not_found_hint
 
     def __call__(self, on_error: str | None = None) -> list[dict]:
-        return load_coco_json(*self.args, dataset_name=self.name, on_error=on_error or self.on_error,
-                              not_found_hint=self.not_found_hint)
+        return self.load(*self.args, dataset_name=self.name, on_error=on_error or self.on_error,
+                         not_found_hint=self.not_found_hint)

@@ -23,7 +23,7 @@ from pycocotools.coco import COCO
 
 from ..catalog import DatasetCatalog, MetadataCatalog
 from ..problems import DataError, ProblemLog
-from .coco import _default_colors_of, default_colors, load_coco_json, read_coco
+from .coco import _CocoLoader, _default_colors_of, default_colors, load_coco_json, read_coco
 
 FREQUENCIES = ("r", "c", "f")
 # Per-image lists of category ids (the file's ids) that federated evaluation reads.
@@ -139,13 +139,7 @@ def _category_metadata(name: str, key: str):
     return _categories_of_file(path, Path(path).stat().st_mtime if Path(path).is_file() else 0.0)[key]
 
 
-class _LvisLoader:
-    """The registered function of an LVIS data set (a class, not a closure, so it pickles)."""
+class _LvisLoader(_CocoLoader):
+    """The registered function of an LVIS data set."""
 
-    def __init__(self, json_file, image_root, name, on_error, not_found_hint):
-        self.args = (json_file, image_root)
-        self.name, self.on_error, self.not_found_hint = name, on_error, not_found_hint
-
-    def __call__(self, on_error: str | None = None) -> list[dict]:
-        return load_lvis_json(*self.args, dataset_name=self.name, on_error=on_error or self.on_error,
-                              not_found_hint=self.not_found_hint)
+    load = staticmethod(load_lvis_json)
