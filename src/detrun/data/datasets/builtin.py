@@ -54,7 +54,9 @@ def register_all_builtin() -> None:
         register_coco_panoptic(name, **{k: DatasetPath(v) for k, v in paths.items()}, overwrite=True,
                                not_found_hint=not_found_hint(f"Data set '{name}'"))
     for name, json_file in LVIS_V1.items():
-        hint = not_found_hint(f"Data set '{name}' ({json_file}, images in coco/train2017 and coco/val2017)")
+        hint = not_found_hint(f"Data set '{name}' ({json_file}, images in coco/train2017 and coco/val2017)",
+                              folder="lvis/ and coco/",
+                              register="detrun.data.register_lvis_instances(name, json_file, image_root)")
         register_lvis_instances(name, DatasetPath(json_file), DatasetPath("coco"), overwrite=True, not_found_hint=hint)
     for year, splits in VOC_SPLITS.items():
         for split in splits:
