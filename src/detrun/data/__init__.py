@@ -10,6 +10,7 @@ from .catalog import DatasetCatalog, Metadata, MetadataCatalog, UnknownDatasetEr
 from .datasets import (
     datasets_root,
     load_coco_json,
+    register_ade20k_sem_seg,
     register_all_builtin,
     register_cityscapes,
     register_coco_instances,
@@ -51,6 +52,7 @@ __all__ = [
     "get_dataset",
     "load_coco_json",
     "read_image",
+    "register_ade20k_sem_seg",
     "register_all_builtin",
     "register_cityscapes",
     "register_coco_instances",

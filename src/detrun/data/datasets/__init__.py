@@ -1,4 +1,5 @@
 """Data set loaders and the built-in names (registered when `detrun.data` is imported)."""
+from .ade20k import load_ade20k_sem_seg, register_ade20k_sem_seg
 from .builtin import COCO_2017, register_all_builtin
 from .cityscapes import load_cityscapes_instances, load_cityscapes_semantic, register_cityscapes
 from .coco import load_coco_json, register_coco_instances
@@ -13,12 +14,14 @@ __all__ = [
     "COCO_2017",
     "datasets_root",
     "ensure_shapes",
+    "load_ade20k_sem_seg",
     "load_cityscapes_instances",
     "load_cityscapes_semantic",
     "load_coco_json",
     "load_coco_panoptic",
     "load_voc_instances",
     "load_lvis_json",
+    "register_ade20k_sem_seg",
     "register_all_builtin",
     "register_cityscapes",
     "register_coco_instances",

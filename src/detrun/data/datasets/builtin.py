@@ -1,8 +1,9 @@
 """Built-in data set names: COCO 2017 (under ``$DETRUN_DATASETS/coco``), LVIS v1, Pascal VOC
-2007/2012 (``VOC2007``, ``VOC2012``) and the synthetic shapes."""
+2007/2012 (``VOC2007``, ``VOC2012``), ADE20K (``ADEChallengeData2016``) and the synthetic shapes."""
 from __future__ import annotations
 
 from . import coco_person
+from .ade20k import register_ade20k_sem_seg
 from .cityscapes import register_cityscapes
 from .coco import register_coco_instances
 from .coco_panoptic import register_coco_panoptic
@@ -42,6 +43,8 @@ LVIS_V1 = {f"lvis_v1_{split}": f"lvis/lvis_v1_{split}.json" for split in ("train
 
 # Pascal VOC image sets, each under $DETRUN_DATASETS/VOC<year> (the devkit's layout).
 VOC_SPLITS = {2007: ("train", "val", "trainval", "test"), 2012: ("train", "val", "trainval")}
+# ADE20K SceneParsing (150 classes): $DETRUN_DATASETS/ADEChallengeData2016, the download layout.
+ADE20K_ROOT = "ADEChallengeData2016"
 
 
 def register_all_builtin() -> None:
@@ -69,5 +72,10 @@ def register_all_builtin() -> None:
                               register="detrun.data.register_cityscapes(name, task=..., image_dir=..., gt_dir=...)")
         register_cityscapes(name, task=task, image_dir=DatasetPath(image_dir), gt_dir=DatasetPath(gt_dir),
                             overwrite=True, not_found_hint=hint)
+    for split in ("train", "val"):
+        name = f"ade20k_sem_seg_{split}"
+        hint = not_found_hint(f"Data set '{name}'", folder=f"{ADE20K_ROOT}/",
+                              register="detrun.data.register_ade20k_sem_seg(name, root, split)")
+        register_ade20k_sem_seg(name, DatasetPath(ADE20K_ROOT), split, overwrite=True, not_found_hint=hint)
     register_builtin_shapes()
     register_builtin_shapes_panoptic()
