@@ -4,7 +4,8 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from detrun.data import DataError, DatasetCatalog, DatasetNotFoundError, MetadataCatalog, get_dataset, register_pascal_voc
+from detrun.data import (DataError, DatasetCatalog, DatasetMapper, DatasetNotFoundError, MetadataCatalog, get_dataset,
+                         register_pascal_voc)
 from detrun.data.check import run_check_data
 from detrun.data.datasets.pascal_voc import CLASS_NAMES, load_voc_instances
 from detrun.structures import BoxMode
@@ -61,6 +62,11 @@ def test_records_follow_the_devkit_layout_and_detectron2_box_convention(tmp_path
     whole = records[0]["annotations"][0]["bbox"]
     assert whole == [0, 0, records[0]["width"], records[0]["height"]]  # the whole-image box
     assert [r["image_id"] for r in load_voc_instances(root, "test")] == ["000007"]
+    # training input: every box (difficult ones too, as Detectron2 trains), in pixels
+    out = DatasetMapper(is_train=True, use_instance_mask=False)(records[0])
+    assert out["image"].shape == (3, 40, 50)
+    assert out["instances"].gt_boxes.tensor.tolist() == [[0, 0, 50, 40], [9, 4, 20, 30]]
+    assert out["instances"].gt_classes.tolist() == [CLASS_NAMES.index("chair"), CLASS_NAMES.index("person")]
 
 
 def test_the_20_classes_in_the_devkit_order():
