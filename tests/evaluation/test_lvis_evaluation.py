@@ -72,6 +72,7 @@ def _register(tmp_path, gt: dict, name: str) -> str:
 
 def _evaluate(name: str, predictions: dict, **kwargs) -> dict:
     evaluator = LVISEvaluator(name, distributed=False, **kwargs)
+    assert evaluator.backend == "lvis"
     evaluator.reset()
     for image_id, (boxes, scores, classes, masks) in predictions.items():
         instances = Instances((H, W), pred_boxes=Boxes(torch.tensor(boxes, dtype=torch.float32)),

@@ -108,6 +108,7 @@ class LVISEvaluator(COCOEvaluator):
             raise UserError(f"evaluator.tasks={list(tasks)} must be a non-empty subset of {list(TASKS)} for LVIS")
         super().__init__(dataset_name, output_dir=output_dir, tasks=tasks, distributed=distributed,
                          backend="pycocotools", max_dets_per_image=max_dets_per_image)
+        self._backend = "lvis"  # what `backend` and the evaluation's log line name
         self._class_names: list[str] = []
 
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
