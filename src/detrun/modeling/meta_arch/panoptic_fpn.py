@@ -59,8 +59,25 @@ class PanopticFPN(GeneralizedRCNN):
             losses[key] = value * self.instance_loss_weight
         return losses
 
+    def inference_tensors(self, images: torch.Tensor, image_sizes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensor-only inference core (see `MetaArchitecture`): `GeneralizedRCNN`'s detections
+        (``boxes``, ``scores``, ``classes``, ``counts``, ``mask_probs``) plus ``"sem_seg"`` logits
+        Tensor[N, C, Hp, Wp] over the padded batch. The panoptic combination is not part of it: it
+        runs in `postprocess`, on the results at each input's size."""
+        missing = self.tensor_core_missing()
+        if missing is not None:
+            raise NotImplementedError(f"{type(self).__name__} has no tensor-only inference core: {missing}")
+        features = self.backbone(images)
+        logits, _ = self.sem_seg_head(features)
+        proposals = self.proposal_generator.predict_proposals(images, features, image_sizes)
+        return {**self.roi_heads.predict(features, proposals, image_sizes), "sem_seg": logits}
+
     def raw_inference(self, images: ImageList) -> list[dict[str, Any]]:
-        """``[{"instances": Instances, "sem_seg": Tensor[C, Hp, Wp]}]`` at network resolution."""
+        """``[{"instances": Instances, "sem_seg": Tensor[C, Hp, Wp]}]`` at network resolution: the
+        Instances layer over `inference_tensors`, or the parts' Instances API when a custom part
+        has no tensor-only inference (eager only)."""
+        if self.tensor_core_missing() is None:
+            return super().raw_inference(images)
         features = self.backbone(images.tensor)
         logits, _ = self.sem_seg_head(features)
         proposals, _ = self.proposal_generator(images, features, None)

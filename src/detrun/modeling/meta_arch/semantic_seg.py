@@ -31,6 +31,7 @@ def padded_label_maps(batched_inputs: list[dict[str, Any]], images: ImageList, i
 class SemanticSegmentor(MetaArchitecture):
     """Per-pixel classification: ``"sem_seg"`` scores Tensor[C, H, W] per image in eval mode,
     ``{"loss_sem_seg": ...}`` in training (inputs need ``"sem_seg"`` label maps from the mapper).
+    Inference is the tensor-only core `inference_tensors` (exportable, see `detrun.export`).
 
     Args:
         backbone: images -> named feature maps (e.g. `FPN` over `ResNet`).
@@ -54,7 +55,9 @@ class SemanticSegmentor(MetaArchitecture):
         _, losses = self.sem_seg_head(features, targets)
         return losses
 
-    def raw_inference(self, images: ImageList) -> list[dict[str, Any]]:
-        """``[{"sem_seg": Tensor[C, Hp, Wp]}]`` over the padded image."""
-        logits, _ = self.sem_seg_head(self.backbone(images.tensor))
-        return [{"sem_seg": x} for x in logits]
+    def inference_tensors(self, images: torch.Tensor, image_sizes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensor-only inference core (see `MetaArchitecture`): ``{"sem_seg": logits Tensor[N, C,
+        Hp, Wp]}`` over the normalised padded batch Tensor[N, C, Hp, Wp] (`image_sizes` is unused:
+        `postprocess` crops the padding)."""
+        logits, _ = self.sem_seg_head(self.backbone(images))
+        return {"sem_seg": logits}
