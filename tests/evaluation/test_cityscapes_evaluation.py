@@ -116,6 +116,7 @@ def test_sem_seg_evaluator_agrees_with_cityscapesscripts(city, official, tmp_pat
     assert ours["iIoU"] == pytest.approx(100 * ref["averageScoreInstClasses"], rel=1e-12)
     assert ours["IoU_sup"] == pytest.approx(100 * ref["averageScoreCategories"], rel=1e-12)
     assert fallback["mIoU"] == pytest.approx(ours["mIoU"], rel=1e-12)
+    assert math.isnan(_run(CityscapesSemSegEvaluator(names["sem_seg"], distributed=False), [], [])["sem_seg"]["mIoU"])
     for name in ("road", "car", "person", "truck"):
         assert fallback[f"IoU-{name}"] == pytest.approx(ours[f"IoU-{name}"], rel=1e-12, nan_ok=True)
 
@@ -194,6 +195,8 @@ def test_instance_evaluator_perfect_predictions_and_errors(city, official, monke
     metrics = _run(evaluator, records["instance_seg"], [_instances(d) for d in exact])["segm"]
     assert metrics["AP"] == pytest.approx(100) and metrics["AP50"] == pytest.approx(100)
     assert math.isnan(metrics["AP-train"])  # no train in the ground truth, none predicted
+    evaluator.reset()
+    assert all(math.isnan(v) for v in evaluator.evaluate()["segm"].values())  # nothing processed
     boxes_only = _instances(exact[0])["instances"]
     boxes_only.remove("pred_masks")
     with pytest.raises(UserError, match="no pred_masks"):

@@ -203,7 +203,7 @@ class CityscapesSemSegEvaluator:
             predictions = self._data.gather(self._predictions)
             if predictions is None:
                 return {}
-            metrics = self._official(dict(predictions))
+            metrics = self._official(dict(predictions)) if predictions else {"mIoU": float("nan")}
         logger.info("Cityscapes semantic segmentation of %s: mIoU %.2f (%s)", self._data.dataset_name,
                     metrics["mIoU"], self.backend)
         return {"sem_seg": metrics}
@@ -274,6 +274,9 @@ class CityscapesInstanceEvaluator:
         predictions = self._data.gather(self._predictions)
         if predictions is None:
             return {}
+        if not predictions:
+            logger.warning("CityscapesInstanceEvaluator: no images were processed; AP is NaN")
+            return {"segm": {"AP": float("nan"), "AP50": float("nan")}}
         from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as official
 
         with tempfile.TemporaryDirectory(prefix="cityscapes_instances_") as tmp:
