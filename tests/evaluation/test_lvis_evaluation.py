@@ -12,6 +12,7 @@ import torch
 
 from detrun.data import DatasetCatalog, MetadataCatalog, register_lvis_instances
 from detrun.errors import UserError
+from detrun.evaluation import summary_table
 from detrun.evaluation.lvis_evaluation import METRICS, LVISEvaluator, numpy_float_alias
 from detrun.structures import Boxes, Instances
 
@@ -115,6 +116,8 @@ def test_lvis_evaluator_equals_lvis_eval(tmp_path, max_dets):
         assert {k: ours[task][k] for k in METRICS} == pytest.approx(reference, abs=1e-9, nan_ok=True)
         assert 0 < ours[task]["AP"] < 100 and not math.isnan(ours[task]["APr"])
         assert sum(not math.isnan(ours[task][f"AP-class{c}"]) for c in CATEGORY_IDS) >= 3
+    header = summary_table(ours).splitlines()[0]
+    assert [c.strip() for c in header.strip("|").split("|")] == ["task", *METRICS]
 
 
 def _box_masks(xyxy: np.ndarray) -> np.ndarray:

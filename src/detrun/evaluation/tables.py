@@ -21,15 +21,17 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
 
 
 AP_COLUMNS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+FREQUENCY_AP_COLUMNS = ["APr", "APc", "APf"]  # LVIS: AP of rare, common, frequent classes
 # Per-category keys: "<prefix>-<category name>" (COCO AP, semantic IoU / accuracy, panoptic PQ).
 PER_CATEGORY_PREFIXES = ("AP", "IoU", "ACC", "PQ")
 
 
 def summary_columns(metrics: Mapping[str, float]) -> list[str]:
-    """The overall metrics of one task, in their order: COCO AP's six for tasks with "AP",
-    otherwise every key that is not per category (mIoU, fwIoU, mACC, pACC; PQ, SQ, RQ, ...)."""
+    """The overall metrics of one task, in their order: COCO AP's six for tasks with "AP" (and
+    LVIS's APr, APc, APf when reported), otherwise every key that is not per category (mIoU,
+    fwIoU, mACC, pACC; PQ, SQ, RQ, ...)."""
     if "AP" in metrics:
-        return AP_COLUMNS
+        return AP_COLUMNS + [c for c in FREQUENCY_AP_COLUMNS if c in metrics]
     return [k for k in metrics if k.split("-", 1)[0] not in PER_CATEGORY_PREFIXES or "-" not in k]
 
 
