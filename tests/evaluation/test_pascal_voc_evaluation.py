@@ -8,7 +8,7 @@ import torch
 
 from detrun.data import DatasetCatalog, MetadataCatalog
 from detrun.errors import UserError
-from detrun.evaluation.pascal_voc_evaluation import PascalVOCDetectionEvaluator, class_ap
+from detrun.evaluation.pascal_voc_evaluation import PascalVOCDetectionEvaluator
 from detrun.structures import BoxMode, Boxes, Instances
 
 CLASSES = ["cat", "dog", "bird"]
@@ -149,33 +149,39 @@ def devkit_loop(detections, gts, threshold, use_07_metric):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_random_cases_match_the_devkit_loop(seed):
+def test_random_cases_match_the_devkit_loop(voc_fixture, seed):
     rng = np.random.default_rng(seed)
     images = 5
-    gts = {}
+    gts = {}  # image → [(box, difficult, class)]
     for i in range(images - 1):  # the last image has no boxes
-        corners = rng.integers(0, 40, (rng.integers(0, 5), 2))
-        sizes = rng.integers(3, 20, corners.shape)
-        gts[i] = [([float(x), float(y), float(x + w), float(y + h)], bool(rng.random() < 0.25))
+        corners = rng.integers(0, 40, (rng.integers(0, 6), 2))
+        sizes = rng.integers(6, 30, corners.shape)
+        gts[i] = [([float(x), float(y), float(x + w), float(y + h)], bool(rng.random() < 0.25), int(rng.integers(2)))
                   for (x, y), (w, h) in zip(corners, sizes)]
-    detections = []
+    detections = []  # (image, score, box, class)
     for i in range(images):
-        for g, _ in gts.get(i, []):  # jittered copies (duplicates among them), plus random boxes
+        for g, _, c in gts.get(i, []):  # jittered copies (duplicates among them, some of the other class)
             for _ in range(rng.integers(0, 3)):
-                detections.append((i, rng.random(), [float(v) for v in np.add(g, rng.integers(-3, 4, 4))]))
-        for _ in range(rng.integers(0, 3)):
+                box = [float(v) for v in np.add(g, rng.integers(-3, 4, 4))]
+                detections.append((i, rng.random(), box, c if rng.random() < 0.8 else 1 - c))
+        for _ in range(rng.integers(0, 3)):  # and boxes anywhere
             x, y = rng.integers(0, 40, 2)
-            detections.append((i, rng.random(), [float(x), float(y), float(x + 10), float(y + 8)]))
-    by_image = [(i, np.array([d[1] for d in detections if d[0] == i]),
-                 np.array([d[2] for d in detections if d[0] == i]).reshape(-1, 4)) for i in range(images)]
-    by_image = [d for d in by_image if len(d[1])]
-    gt_boxes = [np.array([g for g, _ in gts.get(i, [])]).reshape(-1, 4) for i in range(images)]
-    gt_difficult = [np.array([d for _, d in gts.get(i, [])], dtype=bool) for i in range(images)]
-    thresholds = [0.3, 0.5, 0.7]
-    for use_07 in (True, False):
-        got = class_ap(by_image, gt_boxes, gt_difficult, thresholds, use_07)
-        if not any(not d for boxes in gts.values() for _, d in boxes):
-            assert all(math.isnan(v) for v in got)
+            detections.append((i, rng.random(), [float(x), float(y), float(x + 10), float(y + 8)], int(rng.integers(2))))
+    records = [{"image_id": i, "annotations": [{"bbox": g, "bbox_mode": BoxMode.XYXY_ABS, "category_id": c,
+                                                "difficult": int(d)} for g, d, c in gts.get(i, [])]}
+               for i in range(images)]
+    predictions = {i: (np.array([d[2] for d in detections if d[0] == i]).reshape(-1, 4),
+                       np.array([d[1] for d in detections if d[0] == i]),
+                       np.array([d[3] for d in detections if d[0] == i], dtype=np.int64)) for i in range(images)}
+    evaluator = PascalVOCDetectionEvaluator(voc_fixture, distributed=False)  # year 2007: "AP" is 11-point
+    m = evaluator.score(predictions, records)
+    for c, name in enumerate(CLASSES[:2]):
+        dets = [(i, score, box) for i, score, box, k in detections if k == c]
+        boxes = {i: [(g, d) for g, d, k in gts.get(i, []) if k == c] for i in range(images)}
+        if all(d for b in boxes.values() for _, d in b):  # no box to recall
+            assert math.isnan(m[f"AP50_area-{name}"]) and math.isnan(m[f"AP-{name}"])
             continue
-        want = [devkit_loop(detections, gts, t, use_07) for t in thresholds]
-        assert got == pytest.approx(want, abs=1e-12)
+        assert m[f"AP50_11pt-{name}"] == pytest.approx(100 * devkit_loop(dets, boxes, 0.5, True), abs=1e-9)
+        assert m[f"AP50_area-{name}"] == pytest.approx(100 * devkit_loop(dets, boxes, 0.5, False), abs=1e-9)
+        every_threshold = [devkit_loop(dets, boxes, t, True) for t in np.arange(0.5, 0.96, 0.05)]
+        assert m[f"AP-{name}"] == pytest.approx(100 * np.mean(every_threshold), abs=1e-9)

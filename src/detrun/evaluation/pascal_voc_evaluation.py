@@ -34,6 +34,9 @@ from .tables import per_category_table, summary_table
 
 logger = logging.getLogger(__name__)
 
+# Empty arrays of the per-detection columns (class, score, IoU, box id) and of the difficult flags.
+_EMPTY = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool))
+
 # Detectron2's "AP": the mean over IoU 0.50, 0.55, ..., 0.95 of the mean AP over classes.
 IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
@@ -67,35 +70,42 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def class_ap(detections: list[tuple[int, np.ndarray, np.ndarray]], gt_boxes: list[np.ndarray],
-             gt_difficult: list[np.ndarray], iou_thresholds, use_07_metric: bool) -> list[float]:
+def best_matches(det_boxes: np.ndarray, det_classes: np.ndarray, gt_boxes: np.ndarray,
+                 gt_classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each detection of one image, the ground-truth box of its class it overlaps most.
+
+    Args: det_boxes float [N, 4] XYXY, det_classes int [N], gt_boxes float [G, 4], gt_classes int [G].
+    Returns: IoU float [N] (-1 without a box of the class) and that box's index int [N] (-1: none);
+    of equal overlaps the first box, as the devkit.
+    """
+    iou = box_iou(det_boxes, gt_boxes)
+    iou[det_classes[:, None] != gt_classes[None, :]] = -1.0
+    if iou.shape[1] == 0:
+        return np.full(len(det_boxes), -1.0), np.full(len(det_boxes), -1, dtype=np.int64)
+    index = iou.argmax(axis=1)
+    best = iou[np.arange(len(index)), index]
+    return best, np.where(best >= 0, index, -1)
+
+
+def class_ap(scores: np.ndarray, best_iou: np.ndarray, best_gt: np.ndarray, difficult: np.ndarray,
+             iou_thresholds) -> dict[str, list[float]]:
     """AP (0-1) of one class at each IoU threshold, by the devkit's matching (module docstring).
 
     Args:
-        detections: (image index, scores float [N], boxes float [N, 4] XYXY) per image with detections.
-        gt_boxes, gt_difficult: per image index, the class's boxes float [G, 4] and bool [G] flags.
+        scores, best_iou, best_gt: float [D], float [D], int [D]: the class's detections (all
+            images), each with its best-overlapping box of the class (`best_matches`; box ids
+            unique over images, -1 for none).
+        difficult: bool, the flag of each of the class's boxes (indexed by those ids).
     Returns:
-        one AP per threshold; NaN if the class has no non-difficult box (no recall to reach).
+        {"11pt": [AP per threshold], "area": [...]}; NaN if no box of the class is non-difficult.
     """
-    starts = np.cumsum([0] + [len(b) for b in gt_boxes])  # image i's boxes are global ids starts[i]...
-    difficult = np.concatenate([np.asarray(d, dtype=bool) for d in gt_difficult] + [np.zeros(0, bool)])
+    difficult = np.asarray(difficult, dtype=bool)
     num_positives = int((~difficult).sum())
     if num_positives == 0:
-        return [math.nan] * len(iou_thresholds)
-    scores, best_iou, best_gt = [np.zeros(0)], [np.zeros(0)], [np.zeros(0, np.int64)]
-    for image, s, boxes in detections:
-        scores.append(s)
-        gts = gt_boxes[image]
-        if len(gts) == 0:
-            best_iou.append(np.zeros(len(s)))
-            best_gt.append(np.full(len(s), -1))
-            continue
-        iou = box_iou(boxes, gts)
-        best_iou.append(iou.max(axis=1))
-        best_gt.append(starts[image] + iou.argmax(axis=1))  # the first of equal overlaps, as the devkit
-    order = np.argsort(-np.concatenate(scores), kind="stable")
-    best_iou, best_gt = np.concatenate(best_iou)[order], np.concatenate(best_gt)[order]
-    aps = []
+        return {"11pt": [math.nan] * len(iou_thresholds), "area": [math.nan] * len(iou_thresholds)}
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    best_iou, best_gt = np.asarray(best_iou)[order], np.asarray(best_gt)[order]
+    aps = {"11pt": [], "area": []}
     for threshold in iou_thresholds:
         hit = best_iou > threshold
         ignored = hit & difficult[np.where(hit, best_gt, 0)]
@@ -104,12 +114,12 @@ def class_ap(detections: list[tuple[int, np.ndarray, np.ndarray]], gt_boxes: lis
         _, first = np.unique(best_gt[candidates], return_index=True)
         tp = np.zeros(len(order), dtype=bool)
         tp[candidates[first]] = True
-        counted = ~ignored
-        tp_cum = np.cumsum(tp[counted])
-        fp_cum = np.cumsum(~tp[counted])
+        tp_cum = np.cumsum(tp[~ignored])
+        fp_cum = np.cumsum(~tp[~ignored])
         recall = tp_cum / num_positives
         precision = tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps)
-        aps.append(voc_ap(recall, precision, use_07_metric))
+        aps["11pt"].append(voc_ap(recall, precision, use_07_metric=True))
+        aps["area"].append(voc_ap(recall, precision, use_07_metric=False))
     return aps
 
 
@@ -178,6 +188,8 @@ class PascalVOCDetectionEvaluator:
             if not comm.is_main_process():
                 return {}
             predictions = {k: v for part in gathered for k, v in part.items()}  # padded shards repeat images
+        if not predictions:
+            logger.warning("No predictions on %s: every metric is NaN.", self.dataset_name)
         records = {r["image_id"]: r for r in DatasetCatalog.get(self.dataset_name)}
         unknown = [i for i in predictions if i not in records]
         if unknown:
@@ -195,21 +207,28 @@ class PascalVOCDetectionEvaluator:
 
     def score(self, predictions: dict, records: list[dict]) -> dict[str, float]:
         """The metrics (percent) of `predictions` (image id → boxes, scores, classes) on `records`."""
-        ground_truth = [_record_boxes(r) for r in records]
-        per_class = {}  # class name → {"AP": [AP per IoU threshold], "AP50_11pt": AP, "AP50_area": AP}
+        matched, offset = [], 0  # per image: classes, scores, best IoU, best box (ids over all images)
+        gt_classes, gt_difficult = [], []
+        for record in records:
+            boxes, classes, difficult = _record_boxes(record)
+            det_boxes, scores, det_classes = predictions[record["image_id"]]
+            best_iou, best = best_matches(det_boxes, det_classes, boxes, classes)
+            matched.append((det_classes, scores, best_iou, np.where(best >= 0, best + offset, -1)))
+            gt_classes.append(classes)
+            gt_difficult.append(difficult)
+            offset += len(boxes)
+        det_classes, scores, best_iou, best_gt = (np.concatenate([m[i] for m in matched] + [empty])
+                                                  for i, empty in enumerate(_EMPTY[:4]))
+        gt_classes, gt_difficult = np.concatenate(gt_classes + [_EMPTY[0]]), np.concatenate(gt_difficult + [_EMPTY[4]])
+        year = "11pt" if self.use_07_metric else "area"
+        per_class = {}  # class name → {"AP": [AP per IoU threshold, the year's metric], "AP50_11pt", "AP50_area"}
         for c, name in enumerate(self.class_names):
-            gt_boxes = [boxes[classes == c] for boxes, classes, _ in ground_truth]
-            gt_difficult = [difficult[classes == c] for _, classes, difficult in ground_truth]
-            detections = []
-            for i, record in enumerate(records):
-                boxes, scores, classes = predictions[record["image_id"]]
-                keep = classes == c
-                if keep.any():
-                    detections.append((i, scores[keep], boxes[keep]))
-            year_aps = class_ap(detections, gt_boxes, gt_difficult, IOU_THRESHOLDS, self.use_07_metric)
-            other = class_ap(detections, gt_boxes, gt_difficult, [0.5], not self.use_07_metric)[0]
-            eleven, area = (year_aps[0], other) if self.use_07_metric else (other, year_aps[0])
-            per_class[name] = {"AP": year_aps, "AP50_11pt": eleven, "AP50_area": area}
+            mine = det_classes == c
+            boxes_of_c = np.flatnonzero(gt_classes == c)
+            local = np.full(len(gt_classes) + 1, -1)  # global box id → index among the class's boxes
+            local[boxes_of_c] = np.arange(len(boxes_of_c))
+            aps = class_ap(scores[mine], best_iou[mine], local[best_gt[mine]], gt_difficult[boxes_of_c], IOU_THRESHOLDS)
+            per_class[name] = {"AP": aps[year], "AP50_11pt": aps["11pt"][0], "AP50_area": aps["area"][0]}
 
         def mean(values) -> float:  # percent, over the classes with ground truth
             valid = [v for v in values if not math.isnan(v)]
