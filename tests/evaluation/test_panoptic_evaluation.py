@@ -1,7 +1,8 @@
 """PQ / SQ / RQ as the COCO panoptic API computes them: a hand-computed case, an independent
 reference written from the definition (per-segment masks, not the API's joint-id histogram) on
 generated prediction / ground-truth pairs with void and crowd regions, the API itself where the
-``panopticapi`` package is installed, and the whole evaluator on a panoptic shapes set."""
+``panopticapi`` package is installed, and the whole evaluator on a panoptic shapes set
+(test_panoptic_reference.py: against torchmetrics, and crowd / void cases by hand)."""
 import json
 
 import numpy as np
@@ -59,7 +60,6 @@ def test_hand_computed_case():
 def reference_pq(images, categories):
     """PQ from its definition, one segment mask at a time. `images`: (gt ids, gt segments, pred ids,
     pred segments). Returns {"All"|"Things"|"Stuff": (pq, sq, rq)}."""
-    tp, fp, fn, iou_sum = ({c: 0 for c in categories} for _ in range(3)), None, None, None
     tp, fp, fn = ({c: 0 for c in categories} for _ in range(3))
     iou_sum = {c: 0.0 for c in categories}
     for gt_ids, gt_segs, pred_ids, pred_segs in images:

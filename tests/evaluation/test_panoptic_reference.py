@@ -182,3 +182,82 @@ def test_evaluator_equals_torchmetrics_on_generated_pairs(seed, registered):
     ious = lone_ious(images)
     assert (ious == 0.5).any() and ((ious > 0.5) & (ious < 0.6)).any() and ((ious < 0.5) & (ious > 0.4)).any()
     assert any((gt == 0).any() for gt, *_ in images)  # ground-truth void
+
+
+def paint(regions):
+    """int64 [10, 10] ids, 0 where no (id, rows, cols) region of `regions` (later ones on top)."""
+    ids = np.zeros((10, 10), np.int64)
+    for segment_id, rows, cols in regions:
+        ids[rows, cols] = segment_id
+    return ids
+
+
+def segments(categories, crowd=()):
+    """segments_info from {id: category} (the ground truth's get their areas from `with_areas`)."""
+    return [{"id": i, "category_id": c, "iscrowd": int(i in crowd)} for i, c in categories.items()]
+
+
+def with_areas(ids, infos):
+    return [dict(s, area=int((ids == s["id"]).sum())) for s in infos]
+
+
+def test_crowd_regions_as_the_coco_api_treats_them(registered):
+    s = slice
+    # Image 0. Ground truth: a person (1) rows 0-3 cols 0-4; person crowds rows 0-3 cols 5-9 (2)
+    # and rows 6-9 cols 0-4 (3, the person crowd listed last); a car crowd (4) rows 6-9 cols 5-9;
+    # road (5) rows 4-5.
+    gt0 = paint([(1, s(0, 4), s(0, 5)), (2, s(0, 4), s(5, 10)), (3, s(6, 10), s(0, 5)), (4, s(6, 10), s(5, 10)),
+                 (5, s(4, 6), s(None))])
+    gt0_info = with_areas(gt0, segments({1: 1, 2: 1, 3: 1, 4: 3, 5: 9}, crowd=(2, 3, 4)))
+    # Prediction: person 11 rows 0-3 cols 0-5 (24 px: the person's 20 + 4 of crowd 2) -> IoU 20 /
+    # (24 + 20 - 20) = 5/6, crowd pixels count in the union; person 12 = crowd 3 exactly: crowds
+    # never match, and 20 of its 20 pixels on its category's crowd -> ignored (and no FN for the
+    # crowd); person 13 rows 0-3 cols 6-9, all on crowd 2, which is not the last person crowd
+    # listed -> FP (pq_compute keeps one crowd id per category); person 14 on the car crowd -> FP;
+    # road 15 = road -> IoU 1.
+    pred0 = paint([(11, s(0, 4), s(0, 6)), (13, s(0, 4), s(6, 10)), (15, s(4, 6), s(None)), (12, s(6, 10), s(0, 5)),
+                   (14, s(6, 10), s(5, 10))])
+    pred0_info = segments({11: 1, 12: 1, 13: 1, 14: 1, 15: 9})
+    # Image 1. Ground truth: a car crowd (2) rows 0-4 cols 0-3, void rows 0-4 cols 4-5, road (1)
+    # elsewhere (70 px). Prediction: car 21 rows 0-4 cols 2-7 (30 px: 10 on the crowd, 10 void,
+    # 10 road) -> 20/30 > 1/2 ignored; car 22 cols 0-1 (20 px: 10 on the crowd, 10 road) -> exactly
+    # 1/2, not more -> FP; road 23 the other 50 px, all on road -> IoU 50 / (50 + 70 - 50) = 5/7.
+    gt1 = paint([(1, s(None), s(None)), (2, s(0, 5), s(0, 4)), (0, s(0, 5), s(4, 6))])
+    gt1_info = with_areas(gt1, segments({1: 9, 2: 3}, crowd=(2,)))
+    pred1 = paint([(23, s(None), s(None)), (21, s(0, 5), s(2, 8)), (22, s(None), s(0, 2))])
+    pred1_info = segments({21: 3, 22: 3, 23: 9})
+    images = [(gt0, gt0_info, pred0, pred0_info), (gt1, gt1_info, pred1, pred1_info)]
+    registered(images)
+    m = evaluate(images)
+    # person: TP 1 (IoU 5/6), FP 2 -> PQ (5/6) / (1 + 2/2) = 5/12, SQ 5/6, RQ 1/2; car: FP 1 ->
+    # 0, 0, 0; road: TP 2 (IoU 1 + 5/7) -> 6/7, 6/7, 1; dog, sky, grass: no segments, left out.
+    person, car, road = (5 / 12, 5 / 6, 1 / 2), (0, 0, 0), (6 / 7, 6 / 7, 1)
+    for i, key in enumerate(("PQ", "SQ", "RQ")):
+        assert m[key] / 100 == pytest.approx((person[i] + car[i] + road[i]) / 3, abs=1e-12)
+        assert m[key + "_th"] / 100 == pytest.approx((person[i] + car[i]) / 2, abs=1e-12)
+        assert m[key + "_st"] / 100 == pytest.approx(road[i], abs=1e-12)
+    assert m["PQ-person"] / 100 == pytest.approx(5 / 12) and m["PQ-car"] == 0 and m["PQ-dog"] == 0
+
+
+def test_void_in_the_prediction_counts_as_coco_counts_it(registered):
+    s = slice
+    # Ground truth: a person (1) cols 0-5 (60 px), a car (3) rows 0-1 cols 6-9 (8 px), sky (2) rows
+    # 2-9 cols 6-9 (32 px). Prediction: person 11 cols 0-2 (30 px), void cols 3-5 and where the car
+    # is, sky 12 = sky.
+    gt = paint([(1, s(None), s(0, 6)), (3, s(0, 2), s(6, 10)), (2, s(2, 10), s(6, 10))])
+    gt_info = with_areas(gt, segments({1: 1, 2: 5, 3: 3}))
+    pred = paint([(11, s(None), s(0, 3)), (12, s(2, 10), s(6, 10))])
+    pred_info = segments({11: 1, 12: 5})
+    images = [(gt, gt_info, pred, pred_info)]
+    registered(images)
+    m = evaluate(images)
+    # COCO: the person's IoU is 30 / (30 + 60 - 30) = 1/2, not more -> FN person and FP person
+    # (PQ 0); the car is a FN (PQ 0); sky IoU 1. PQ = SQ = RQ = (0 + 0 + 1) / 3.
+    assert (m["PQ"], m["SQ"], m["RQ"]) == (pytest.approx(100 / 3),) * 3
+    assert (m["PQ_th"], m["RQ_th"], m["PQ_st"]) == (0, 0, 100)
+    detection = pytest.importorskip("torchmetrics.detection", reason="torchmetrics is not installed")
+    # torchmetrics leaves the prediction's void out: the person's union is 30 + 60 - 30 (void in
+    # the prediction) - 30 = 30 -> IoU 1; the car, all void in the prediction, is no FN -> PQ 1.
+    metric = detection.PanopticQuality(things=set(THINGS), stuffs=set(STUFF), allow_unknown_preds_category=True)
+    metric.update(torchmetrics_input(pred, pred_info), torchmetrics_input(gt, gt_info))
+    assert float(metric.compute()) == pytest.approx(1.0)
