@@ -63,3 +63,12 @@ def test_check_data_fails_on_a_set_without_images(coco_dir, tmp_path, capsys):
     with pytest.raises(DataError, match="1 problems"):
         run_check_data(OmegaConf.create({"dataset": "test_check_empty"}), tmp_path)
     assert "no images" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, folder", [("coco_2017_val", "coco/"), ("lvis_v1_val", "lvis/")])
+def test_check_data_on_a_wrong_layout_names_the_path_and_the_variable(name, folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("DETRUN_DATASETS", str(tmp_path / "nowhere"))
+    cfg = OmegaConf.create({"dataset": name, "task": "check_data"})
+    with pytest.raises(UserError, match="DETRUN_DATASETS") as error:
+        run_check_data(cfg, tmp_path)
+    assert str(tmp_path / "nowhere" / folder) in str(error.value)

@@ -65,6 +65,8 @@ def check_dataset(name: str, *, decode_workers: int = 2) -> CheckReport:
     log = ProblemLog("skip")
     json_file = meta.get("json_file")
     if json_file is not None:
+        if not Path(json_file).is_file():
+            DatasetCatalog.get(name)  # the registered loader's error names the path (and $DETRUN_DATASETS)
         load = load_lvis_json if meta.get("evaluator_type") == "lvis" else load_coco_json
         records = load(json_file, meta.image_root, log=log)
         source = str(json_file)
