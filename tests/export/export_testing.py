@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from detrun.config import compose, instantiate
+from detrun.export import ExportableModel, pad_images, run_exported
 from detrun.structures import Instances
 
 # name -> (recipe, overrides). Random weights: RetinaNet's prior makes every score < 0.05 (no
@@ -44,6 +45,24 @@ def inputs_of(size: tuple[int, int], seed: int, output_scale: float = 1.0) -> li
     """One mapper-like input; `output_scale` != 1 asks for results at another size (rescaled)."""
     h, w = size
     return [{"image": shapes_image(h, w, seed), "height": round(h * output_scale), "width": round(w * output_scale)}]
+
+
+def program_against_eager(model: torch.nn.Module, program: torch.export.ExportedProgram):
+    """Per IMAGE_SIZES input (the second asks for results at 1.5x the size): checks that the
+    program's outputs equal the tensor core's bit for bit, then yields (inputs, the core's outputs,
+    eager results, the results built on the program's outputs) for the caller's checks."""
+    module = program.module()
+    core = ExportableModel(model)
+    for seed, size in enumerate(IMAGE_SIZES):
+        inputs = inputs_of(size, seed, output_scale=1.5 if seed else 1.0)
+        images, sizes = pad_images(model, [x["image"] for x in inputs])
+        with torch.no_grad():
+            expected, actual = core(images, sizes), module(images, sizes)
+            eager, exported = model(inputs)[0], run_exported(model, module, inputs)[0]
+        assert expected.keys() == actual.keys()
+        for name in expected:
+            assert torch.equal(expected[name], actual[name]), (size, name)
+        yield inputs, expected, eager, exported
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:

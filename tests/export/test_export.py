@@ -15,27 +15,16 @@ import torch
 
 from detrun.export import ExportableModel, export_program, pad_images, run_exported
 
-from export_testing import ARCHITECTURES, IMAGE_SIZES, TRACE_SIZE, assert_same_instances, build, inputs_of
+from export_testing import (ARCHITECTURES, IMAGE_SIZES, TRACE_SIZE, assert_same_instances, build, inputs_of,
+                            program_against_eager)
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 
 
 def check_program(model, program) -> None:
-    module = program.module()
-    core = ExportableModel(model)
-    for seed, size in enumerate(IMAGE_SIZES):
-        inputs = inputs_of(size, seed, output_scale=1.5 if seed else 1.0)
-        images, sizes = pad_images(model, [x["image"] for x in inputs])
-        with torch.no_grad():
-            expected, actual = core(images, sizes), module(images, sizes)
-        assert expected.keys() == actual.keys()
-        assert len(expected["boxes"]) > 0, "the test needs detections"
-        for name in expected:
-            assert torch.equal(expected[name], actual[name]), (size, name)
-        with torch.no_grad():
-            eager = model(inputs)
-            exported = run_exported(model, module, inputs)
-        assert_same_instances(eager[0]["instances"], exported[0]["instances"], exact=True)
+    for _, outputs, eager, exported in program_against_eager(model, program):
+        assert len(outputs["boxes"]) > 0, "the test needs detections"
+        assert_same_instances(eager["instances"], exported["instances"], exact=True)
 
 
 def check_onnx(model, program, path) -> None:

@@ -15,9 +15,9 @@ import torch
 from omegaconf import OmegaConf
 
 from detrun.config import compose, instantiate
-from detrun.export import ExportableModel, export_program, pad_images, run_exported
+from detrun.export import export_program, run_exported
 
-from export_testing import IMAGE_SIZES, TRACE_SIZE, assert_same_instances, inputs_of
+from export_testing import IMAGE_SIZES, TRACE_SIZE, assert_same_instances, inputs_of, program_against_eager
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 # Random weights score every detection ~0.35: a 0.2 threshold lets instances into the panoptic
@@ -54,21 +54,11 @@ def assert_same_results(expected: dict, actual: dict, *, exact: bool) -> None:
 
 
 def check_program(model, program) -> None:
-    module = program.module()
-    core = ExportableModel(model)
-    for seed, size in enumerate(IMAGE_SIZES):
-        inputs = inputs_of(size, seed, output_scale=1.5 if seed else 1.0)
-        images, sizes = pad_images(model, [x["image"] for x in inputs])
-        with torch.no_grad():
-            expected, actual = core(images, sizes), module(images, sizes)
-        assert expected.keys() == actual.keys() and expected["sem_seg"].shape[-2:] == images.shape[-2:]
-        for name in expected:
-            assert torch.equal(expected[name], actual[name]), (size, name)
-        with torch.no_grad():
-            eager = model(inputs)
-            exported = run_exported(model, module, inputs)
-        assert eager[0]["sem_seg"].shape[-2:] == (inputs[0]["height"], inputs[0]["width"])
-        assert_same_results(eager[0], exported[0], exact=True)
+    for inputs, outputs, eager, exported in program_against_eager(model, program):
+        padded = [-(-side // 32) * 32 for side in inputs[0]["image"].shape[-2:]]
+        assert list(outputs["sem_seg"].shape[-2:]) == padded
+        assert eager["sem_seg"].shape[-2:] == (inputs[0]["height"], inputs[0]["width"])
+        assert_same_results(eager, exported, exact=True)
 
 
 def check_onnx(model, program, path) -> None:
