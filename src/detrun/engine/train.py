@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from detrun.config import instantiate
 from detrun.errors import UserError
+from detrun.export.compile import TRAINING_KEY, build_model
 from detrun.utils import comm
 from detrun.utils.events import METRICS_FILE, MetricsWriter, flatten_results
 from detrun.utils.precision import autocast_dtype
@@ -123,7 +124,7 @@ def train_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
     if problem:
         raise RunDirError(problem)
     seed_all(t.seed)  # identical initial weights on every rank
-    model = instantiate(cfg.model).to(device)
+    model = build_model(cfg, TRAINING_KEY).to(device)  # trainer.compile: backbone and heads compiled
     # Groups from the recipe's optimizer.params node (model= filled in here) or the trainer's
     # weight decays; each starts at lr x its lr_factor, its "initial_lr" (the schedule multiplies
     # this; saved with the optimizer).

@@ -18,6 +18,7 @@ from detrun.config import instantiate
 from detrun.data import DatasetCatalog, read_image
 from detrun.engine.launch import launch
 from detrun.errors import UserError
+from detrun.export.compile import build_model
 from detrun.utils import comm
 from detrun.utils.visualize import draw_record, image_grid
 
@@ -63,7 +64,7 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def _eval_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
-    model = instantiate(cfg.model).to(device)
+    model = build_model(cfg).to(device)  # compiled with +model.compile=true
     check_trained_predictors(model, cfg, "eval")
     loader = instantiate(cfg.dataloader.test)  # first: building a data set may (re)register its name
     evaluator = build_evaluator(cfg.evaluator, output_dir=str(run_dir / "inference"))

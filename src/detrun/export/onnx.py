@@ -29,11 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .program import ExportError, dynamic_shapes, example_inputs, export_program
+from detrun.errors import UserError
+
+from .program import ExportError, class_count, dynamic_shapes, example_inputs, export_program, padding_of
 
 EXTRA = "pip install 'detrun[export]'"
 # Largest int64 count ONNX's NonMaxSuppression takes as "no limit" (0 would mean none).
 _NO_LIMIT = 2**62
+_META_PREFIX = "detrun."
 
 
 def require(*modules: str) -> None:
@@ -112,17 +115,28 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, height: int = 256, 
                                      dynamo=True, custom_translation_table=translations(), optimize=True,
                                      external_data=False, verbose=False)
     onnx_program.save(str(path))
-    _name_dimensions(path)
+    _finish_file(path, file_metadata(model))
     return names
 
 
-def _name_dimensions(path: str | Path) -> None:
-    """Readable names for the file's symbolic dimensions: ``height`` / ``width`` of the images and
-    ``detections`` for the first dimension of per-detection outputs (torch.export calls them
-    ``32*s75``, ``Min(50, u8)``...)."""
+def file_metadata(model: torch.nn.Module) -> dict[str, str]:
+    """What a runner of the file must know about its inputs and outputs, stored in the ONNX file's
+    ``metadata_props`` (keys prefixed ``detrun.``): the model class, its input channel order,
+    the padding of its inputs and its class count."""
+    divisibility, square = padding_of(model)
+    return {"model": type(model).__name__, "input_format": model.input_format,
+            "size_divisibility": str(divisibility), "square_size": str(square),
+            "num_classes": str(class_count(model))}
+
+
+def _finish_file(path: str | Path, metadata: dict[str, str]) -> None:
+    """Add `metadata` to the file and readable names for its symbolic dimensions: ``height`` /
+    ``width`` of the images and ``detections`` for the first dimension of per-detection outputs
+    (torch.export calls them ``32*s75``, ``Min(50, u8)``...)."""
     import onnx
 
     model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {f"{_META_PREFIX}{k}": v for k, v in metadata.items()})
     dims = model.graph.input[0].type.tensor_type.shape.dim
     for index, name in ((2, "height"), (3, "width")):
         if len(dims) > index and dims[index].dim_param:
@@ -142,10 +156,28 @@ class OnnxModel:
         require("onnxruntime")
         import onnxruntime
 
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such ONNX file (write one with task=export format=onnx)")
         options = onnxruntime.SessionOptions()
         self.session = onnxruntime.InferenceSession(str(path), options,
                                                     providers=providers or ["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.path = str(path)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = {k[len(_META_PREFIX):]: v for k, v in props.items() if k.startswith(_META_PREFIX)}
+
+    def check_matches(self, model: torch.nn.Module) -> None:
+        """Raise UserError unless `model` (built from the recipe the file is run with: its mapper
+        reads the images, its layers above the core make the results) agrees with the file's
+        metadata (`file_metadata`): a file exported from another recipe would be fed wrong inputs."""
+        if not self.metadata:
+            raise UserError(f"{self.path} has no detrun metadata: export it with task=export format=onnx")
+        expected = file_metadata(model)
+        wrong = [f"{k} {v!r} (the recipe's model has {expected.get(k)!r})" for k, v in self.metadata.items()
+                 if k in expected and v != expected[k]]
+        if wrong:
+            raise UserError(f"{self.path} was exported from another model than the recipe's: {'; '.join(wrong)}. "
+                            "Run it with the recipe (and overrides) it was exported with")
 
     def __call__(self, images: torch.Tensor, image_sizes: torch.Tensor) -> dict[str, torch.Tensor]:
         feed = {"images": images.detach().cpu().float().numpy(),

@@ -63,6 +63,12 @@ def padding_of(model: MetaArchitecture) -> tuple[int, int]:
     return max(int(constraints.get("size_divisibility", 0) or 0), 1), int(constraints.get("square_size", 0) or 0)
 
 
+def class_count(model: nn.Module) -> int | None:
+    """The number of classes the model predicts: the first ``num_classes`` among its modules
+    (the model's own, else its ROI or dense heads'); None if none has one."""
+    return next((int(m.num_classes) for m in model.modules() if isinstance(getattr(m, "num_classes", None), int)), None)
+
+
 def example_inputs(model: MetaArchitecture, height: int, width: int, batch: int = 1,
                    seed: int = 0) -> tuple[Tensor, Tensor]:
     """Random raw images (batch, C, Hp, Wp) padded as the model wants, and their sizes (height, width)."""

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from detrun.config import instantiate
 from detrun.errors import UserError
 
+from .compile import build_model
 from .program import export_program, padding_of
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def run_export(cfg: DictConfig, run_dir: Path) -> None:
         logger.warning("model.weights is not set: exporting a randomly initialised model")
     from detrun.evaluation.trained_weights import check_trained_predictors
 
-    model = instantiate(cfg.model).to("cpu").eval()
+    model = build_model(cfg, key=None).to("cpu").eval()  # (model.compile has no effect on a file)
     check_trained_predictors(model, cfg, "export")
     divisibility, square = padding_of(model)
     height, width = (square, square) if square else (divisibility * _EXAMPLE_BLOCKS[0], divisibility * _EXAMPLE_BLOCKS[1])
