@@ -4,7 +4,8 @@ image size, against eager on two image sizes (the shapes panoptic recipe, seeded
 The exported core returns the semantic logits (and PanopticFPN's detections); the panoptic
 combination runs on top of it, in `postprocess`, as for the eager model. The torch.export
 program's outputs equal eager's bit for bit, so the panoptic results built on them do too;
-onnxruntime's semantic logits are within 1e-3 of eager's.
+onnxruntime's semantic logits are within 1e-3 of eager's. With a custom part that has no tensor-only
+inference, PanopticFPN still runs eagerly (same results) and refuses export by name.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 
 from detrun.config import compose, instantiate
-from detrun.export import export_program, run_exported
+from detrun.export import ExportError, export_program, run_exported
 
 from export_testing import IMAGE_SIZES, TRACE_SIZE, assert_same_instances, inputs_of, program_against_eager
 
@@ -83,3 +84,26 @@ def test_export(name, onnx, tmp_path):
     check_program(model, program)
     if onnx and HAS_ONNX:
         check_onnx(model, program, tmp_path / f"{name}.onnx")
+
+
+class InstancesOnlyProposals(torch.nn.Module):
+    """A proposal generator with only the Instances API (no `predict_proposals`), as a custom part may be."""
+
+    def __init__(self, rpn: torch.nn.Module):
+        super().__init__()
+        self.rpn = rpn
+
+    def forward(self, images, features, gt_instances=None):
+        return self.rpn(images, features, gt_instances)
+
+
+def test_a_part_without_the_tensor_core_runs_eager_but_does_not_export():
+    model = build("panoptic")
+    inputs = inputs_of(IMAGE_SIZES[0], 0)
+    with torch.no_grad():
+        expected = model(inputs)[0]
+        model.proposal_generator = InstancesOnlyProposals(model.proposal_generator).eval()
+        actual = model(inputs)[0]
+    assert_same_results(expected, actual, exact=True)
+    with pytest.raises(ExportError, match="InstancesOnlyProposals has no predict_proposals"):
+        export_program(model)
