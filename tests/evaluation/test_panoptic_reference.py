@@ -26,7 +26,7 @@ from PIL import Image
 from detrun.data import DatasetCatalog, MetadataCatalog
 from detrun.data.datasets.coco_panoptic import id2rgb
 from detrun.evaluation import COCOPanopticEvaluator
-from detrun.evaluation.panoptic_evaluation import panoptic_metrics, pq_stats
+from detrun.evaluation.panoptic_evaluation import pq_stats
 
 THINGS = {1: "person", 3: "car", 7: "dog"}
 STUFF = {5: "sky", 9: "road", 11: "grass"}
@@ -97,7 +97,7 @@ def torchmetrics_input(ids, segments):
     return torch.from_numpy(np.stack([categories[ids], ids], axis=-1))[None]
 
 
-def lone_ious(images):
+def pair_ious(images):
     """IoU (void left out of the union) of every same-category ground-truth / predicted pair that
     overlaps: to show the generated pairs reach the 0.5 boundary."""
     ious = []
@@ -168,18 +168,18 @@ def test_evaluator_equals_torchmetrics_on_generated_pairs(seed, registered):
         assert [s.tp, s.fp, s.fn] == counts, CATEGORIES[cat]["name"]
         assert s.iou == pytest.approx(float(metric.iou_sum[index]), rel=1e-6)  # its IoUs are float32
         assert ours[f"PQ-{CATEGORIES[cat]['name']}"] / 100 == pytest.approx(float(per_class[index, 0]), abs=1e-6)
-    # Averages over the categories with segments (torchmetrics' own "All" average, and the things /
-    # stuff rows of its per-class output over the same rule).
+    # "All": torchmetrics' own average, over the categories with segments; things / stuff: its
+    # per-class rows averaged by that rule.
     present = (metric.true_positives + metric.false_positives + metric.false_negatives) > 0
-    assert torch.allclose(average.compute().double(), per_class[present].mean(dim=0))
-    groups = {"": torch.ones(len(order), dtype=torch.bool),
-              "_th": torch.tensor([c in THINGS for c in order]), "_st": torch.tensor([c in STUFF for c in order])}
-    for suffix, members in groups.items():
-        expected = per_class[present & members].mean(dim=0)
+    overall = average.compute().double()
+    assert torch.allclose(overall, per_class[present].mean(dim=0))
+    groups = {"": overall, "_th": per_class[present & torch.tensor([c in THINGS for c in order])].mean(dim=0),
+              "_st": per_class[present & torch.tensor([c in STUFF for c in order])].mean(dim=0)}
+    for suffix, expected in groups.items():
         for i, key in enumerate(("PQ", "SQ", "RQ")):
             assert ours[key + suffix] / 100 == pytest.approx(float(expected[i]), abs=1e-6), key + suffix
     assert 0 < ours["PQ_th"] < 100 and 0 < ours["PQ_st"] < 100
-    ious = lone_ious(images)
+    ious = pair_ious(images)
     assert (ious == 0.5).any() and ((ious > 0.5) & (ious < 0.6)).any() and ((ious < 0.5) & (ious > 0.4)).any()
     assert any((gt == 0).any() for gt, *_ in images)  # ground-truth void
 
