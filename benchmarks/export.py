@@ -7,7 +7,7 @@ so that all 100 detections survive, with masks) loaded into detrun's ``mask_rcnn
 image (torchvision's transform at scale 1). Each case is the whole call, image to pasted masks at
 the input size: the onnxruntime case runs the exported core (``detrun.export.OnnxModel``) plus
 detrun's layer above it (``run_exported``: Instances, mask pasting), like eager. The compiled case
-is ``model.compile=true`` (``detrun.export.compile_model``, inductor): the backbone, RPN head and
+is ``trainer.inference_compile=true`` (``detrun.export.compile_model``, inductor): the backbone, RPN head and
 ROI box and mask heads, what runs on dense tensors; proposals, NMS and pasting stay eager.
 
 Median of ``--runs`` interleaved runs after one warm-up (compilation happens there), wall and CPU
@@ -94,7 +94,7 @@ def main() -> None:
             start = time.perf_counter()
             run(lambda: compiled(our_input))()
             print(f"torch.compile warm-up (compilation): {time.perf_counter() - start:.0f} s")
-            cases["detrun model.compile (backbone and heads)"] = run(lambda: compiled(our_input))
+            cases["detrun inference_compile (backbone and heads)"] = run(lambda: compiled(our_input))
         results = compare(cases, args.runs)
 
     base = results["torchvision maskrcnn_resnet50_fpn (eager)"][0]

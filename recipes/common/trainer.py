@@ -23,9 +23,10 @@ trainer = OmegaConf.create(
         # off | auto | bf16 | fp16 (fp16 on CUDA only). bf16 on a CPU without native bf16 is many
         # times slower than fp32 (benchmarks/README.md, model).
         "inference_amp": "${.amp}",
-        # torch.compile the backbone and heads for training: false | true (inductor) | a backend name
-        # (inference: +model.compile=...; see detrun.export.compile).
+        # torch.compile of the backbone and heads (detrun.export.compile) for training and for
+        # task=eval / task=predict / Predictor: false | true (inductor) | a backend name (aot_eager...)
         "compile": False,
+        "inference_compile": False,
         "grad_accum": 1,  # micro-batches per optimizer step: effective batch = grad_accum x total batch
         "clip_grad_norm": 0.0,  # max global L2 norm of the gradients; 0 disables clipping
         # Weight decay of normalisation layers and of other biases (null: the optimizer's), for

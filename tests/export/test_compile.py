@@ -1,4 +1,4 @@
-"""torch.compile of a detector's backbone and heads (``model.compile`` / ``trainer.compile``):
+"""torch.compile of a detector's backbone and heads (``trainer.inference_compile`` / ``trainer.compile``):
 the compiled shapes model gives eager's detections on the CPU.
 
 Inductor needs a C++ compiler on the CPU; without one the test compiles with ``aot_eager``
@@ -45,9 +45,9 @@ def test_targets_are_the_backbone_and_every_head():
     assert [n for n in cascade if n.startswith("roi_heads.box_head")] == [f"roi_heads.box_head.{i}" for i in range(3)]
 
 
-def test_model_compile_key_builds_a_compiled_model():
+def test_inference_compile_key_builds_a_compiled_model():
     recipe, overrides = ARCHITECTURES["retinanet"]
-    model = build_model(compose(recipe, [*overrides, "+model.compile=aot_eager"]))
+    model = build_model(compose(recipe, [*overrides, "trainer.inference_compile=aot_eager"]))
     state = model.state_dict()
     assert all(m._compiled_call_impl is not None for m in compile_targets(model).values())
     assert not any("_orig_mod" in k for k in state), "checkpoint names must not change"

@@ -28,8 +28,8 @@ class Predictor:
 
     Two backends behind the same call:
 
-    - eager PyTorch (any weights file `load_weights` reads), compiled with ``torch.compile`` when
-      the recipe has ``model.compile=true`` (`detrun.export.compile`);
+    - eager PyTorch (any weights file `load_weights` reads), its backbone and heads compiled with
+      ``torch.compile`` when ``trainer.inference_compile`` asks for it (`detrun.export.compile`);
     - onnxruntime, when the weights are an ONNX file written by ``task=export format=onnx``
       (``model.weights=model.onnx``): the file computes the tensor-only core on the padded image;
       the recipe's mapper (resizing, channel order) prepares the image and the recipe's model,

@@ -64,7 +64,7 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def _eval_worker(cfg: DictConfig, run_dir: Path, device: torch.device) -> None:
-    model = build_model(cfg).to(device)  # compiled with +model.compile=true
+    model = build_model(cfg).to(device)  # compiled with trainer.inference_compile=true
     check_trained_predictors(model, cfg, "eval")
     loader = instantiate(cfg.dataloader.test)  # first: building a data set may (re)register its name
     evaluator = build_evaluator(cfg.evaluator, output_dir=str(run_dir / "inference"))

@@ -1,5 +1,9 @@
-"""``torch.compile`` of a detector's dense parts: ``model.compile=true`` (inference) and
-``trainer.compile=true`` (training).
+"""``torch.compile`` of a detector's dense parts: ``trainer.compile=true`` (training) and
+``trainer.inference_compile=true`` (task=eval, task=predict, `Predictor`).
+
+Both keys sit in the trainer node, beside ``trainer.amp`` / ``trainer.inference_amp``: a key in
+the model node would reach the model's constructor (``instantiate(cfg.model)``, the command
+line's argument check), which has no such argument.
 
 The backbone and every head (a submodule whose attribute name ends in ``head``: the RPN head, the
 ROI box / mask / keypoint heads, RetinaNet's head, the semantic head; each element of a
@@ -10,10 +14,9 @@ graphs would break or recompile for every image, and cost little next to the con
 """
 from __future__ import annotations
 
-import copy
 import logging
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from detrun.config import instantiate
@@ -21,8 +24,8 @@ from detrun.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-# The config key that asks for compiled inference; training reads TRAINING_KEY.
-INFERENCE_KEY = "model.compile"
+# The config keys that ask for compiled inference and training.
+INFERENCE_KEY = "trainer.inference_compile"
 TRAINING_KEY = "trainer.compile"
 # What the keys take: false / true (inductor) or a torch.compile backend name.
 _OFF, _ON = (False, "false", "off", None), (True, "true", "on")
@@ -75,12 +78,7 @@ def compile_backend(cfg: DictConfig, key: str) -> str | None:
 
 def build_model(cfg: DictConfig, key: str | None = INFERENCE_KEY, **overrides) -> nn.Module:
     """``instantiate(cfg.model)`` (`overrides` as instantiate's), compiled when `key` asks for it
-    (`compile_backend`; None: never). ``model.compile`` is read here, not passed to the model's
-    constructor."""
+    (`compile_backend`; None: never)."""
     backend = compile_backend(cfg, key) if key else None
-    if "compile" in cfg.model:
-        cfg = copy.deepcopy(cfg)  # the whole tree: the model node's interpolations read its root
-        with open_dict(cfg.model):
-            del cfg.model["compile"]
     model = instantiate(cfg.model, **overrides)
     return compile_model(model, backend) if backend else model

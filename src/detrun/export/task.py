@@ -42,7 +42,7 @@ def run_export(cfg: DictConfig, run_dir: Path) -> None:
         logger.warning("model.weights is not set: exporting a randomly initialised model")
     from detrun.evaluation.trained_weights import check_trained_predictors
 
-    model = build_model(cfg, key=None).to("cpu").eval()  # (model.compile has no effect on a file)
+    model = build_model(cfg, key=None).to("cpu").eval()  # (compiling has no effect on a file)
     check_trained_predictors(model, cfg, "export")
     divisibility, square = padding_of(model)
     height, width = (square, square) if square else (divisibility * _EXAMPLE_BLOCKS[0], divisibility * _EXAMPLE_BLOCKS[1])
