@@ -1,6 +1,9 @@
 """Shared helpers of the export tests: shapes models with seeded random weights, small images."""
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 
 from detrun.config import compose, instantiate
@@ -16,6 +19,8 @@ ARCHITECTURES = {
     "keypoint_rcnn": ("shapes_keypoint_rcnn", []),
     "cascade_mask_rcnn": ("shapes_cascade_mask_rcnn", []),
 }
+# Tests over the one-minute budget of a CI test run with DETRUN_SLOW_TESTS=1 only.
+slow = pytest.mark.skipif(os.environ.get("DETRUN_SLOW_TESTS") != "1", reason="slow: run with DETRUN_SLOW_TESTS=1")
 # Two sizes (neither a multiple of 32: both get padded), and the traced example size.
 IMAGE_SIZES = [(128, 160), (100, 212)]
 TRACE_SIZE = (192, 224)

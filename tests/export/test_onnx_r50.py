@@ -7,8 +7,6 @@ a CI test: it runs with ``DETRUN_SLOW_TESTS=1`` only.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -16,15 +14,14 @@ from detrun.config import compose, instantiate
 from detrun.export import OnnxModel, export_onnx, run_exported
 from detrun.modeling.backbone.norm import FrozenBatchNorm2d
 
-from export_testing import assert_same_instances, inputs_of
+from export_testing import assert_same_instances, inputs_of, slow
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxruntime")
 
 SIZES = [(256, 320), (320, 256)]
-pytestmark = pytest.mark.skipif(os.environ.get("DETRUN_SLOW_TESTS") != "1",
-                                reason="about 100 s of CPU: run with DETRUN_SLOW_TESTS=1")
+pytestmark = slow  # about 100 s of CPU
 
 
 def r50_mask_rcnn(seed: int = 0) -> torch.nn.Module:
