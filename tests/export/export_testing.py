@@ -95,3 +95,11 @@ def assert_same_instances(expected: Instances, actual: Instances, *, exact: bool
             assert mask_iou(a, b) >= min_mask_iou, (i, mask_iou(a, b))
     if expected.has("pred_keypoints"):
         torch.testing.assert_close(actual.pred_keypoints, expected.pred_keypoints, rtol=1e-3, atol=1e-2)
+
+
+def check_program(model, program) -> None:
+    """`program` (an `export_program` of `model`) against eager on IMAGE_SIZES: the core's outputs bit
+    for bit, then the results built on them equal eager's results."""
+    for _, outputs, eager, exported in program_against_eager(model, program):
+        assert len(outputs["boxes"]) > 0, "the test needs detections"
+        assert_same_instances(eager["instances"], exported["instances"], exact=True)

@@ -1,6 +1,8 @@
 """``task=export format=onnx`` then ``task=predict model.weights=model.onnx`` (the Predictor's
 onnxruntime backend) against eager ``task=predict`` on a folder of shapes images: the same
-predictions.json (same classes, boxes within 1e-3 relative, masks with IoU >= 0.99 by pycocotools)."""
+predictions.json (same classes, boxes within 1e-3 relative, masks with IoU >= 0.99 by pycocotools).
+The task's torch.export program of Mask R-CNN is checked against eager here too (test_export.py's
+check, without a second export)."""
 from __future__ import annotations
 
 import json
@@ -17,7 +19,7 @@ from detrun.evaluation import Predictor
 from detrun.evaluation.tasks import run_predict
 from detrun.export.task import run_export
 
-from export_testing import ARCHITECTURES, build, shapes_image
+from export_testing import ARCHITECTURES, build, check_program, shapes_image
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
@@ -38,8 +40,9 @@ def exported(tmp_path_factory):
     for seed, (h, w) in enumerate(SIZES):
         Image.fromarray(shapes_image(h, w, seed + 20).permute(1, 2, 0).numpy()).save(images / f"img{seed}.png")
     recipe, overrides = ARCHITECTURES["mask_rcnn"]
-    run_export(compose(recipe, [*overrides, "task=export", "format=onnx", f"model.weights={root / 'weights.pth'}",
-                                f"output={root / 'model.onnx'}"]), root)
+    program = run_export(compose(recipe, [*overrides, "task=export", "format=onnx",
+                                          f"model.weights={root / 'weights.pth'}", f"output={root / 'model.onnx'}"]), root)
+    check_program(model, program)  # the program the file was converted from equals eager
     return root
 
 

@@ -1,8 +1,7 @@
-"""``task=export``: the files it writes, and its one-line errors."""
+"""``task=export``: its one-line errors (its files are checked in test_export.py and test_predict_onnx.py)."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 
@@ -10,26 +9,11 @@ import pytest
 import torch
 
 from detrun.config import compose
-from detrun.export import ExportableModel, ExportError, check_exportable, pad_images
+from detrun.export import ExportError, check_exportable
 from detrun.export.task import run_export
 from detrun.modeling import GeneralizedRCNN
 
-from export_testing import ARCHITECTURES, build, inputs_of
-
-
-def test_torch_export_file(tmp_path):
-    recipe, overrides = ARCHITECTURES["retinanet"]
-    cfg = compose(recipe, [*overrides, "task=export", "format=torch_export", f"output={tmp_path / 'out' / 'm.pt2'}"])
-    torch.manual_seed(0)  # the same random weights as build("retinanet")
-    run_export(cfg, tmp_path)
-    meta = json.loads((tmp_path / "out" / "m.pt2.json").read_text())
-    assert meta["outputs"] == ["boxes", "scores", "classes", "counts"] and meta["size_divisibility"] == 32
-    program = torch.export.load(str(tmp_path / "out" / "m.pt2")).module()
-    model = build("retinanet")
-    images, sizes = pad_images(model, [x["image"] for x in inputs_of((150, 170), 4)])
-    with torch.no_grad():
-        expected, actual = ExportableModel(model)(images, sizes), program(images, sizes)
-    assert len(expected["boxes"]) and all(torch.equal(expected[k], actual[k]) for k in expected)
+from export_testing import build
 
 
 def test_bad_format_is_a_one_line_error(tmp_path):

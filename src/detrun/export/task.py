@@ -20,13 +20,14 @@ FORMATS = {"onnx": ".onnx", "torch_export": ".pt2"}
 _EXAMPLE_BLOCKS = (8, 10)
 
 
-def run_export(cfg: DictConfig, run_dir: Path) -> None:
+def run_export(cfg: DictConfig, run_dir: Path) -> torch.export.ExportedProgram:
     """Export ``cfg.model`` (with ``model.weights``) to ``cfg.output`` (default ``run_dir/model.onnx``
     or ``model.pt2``) in ``cfg.format`` (default onnx), on the CPU, with a dynamic image size;
     writes ``<output>.json`` beside it (inputs, outputs, the model's input format and padding).
 
     ONNX needs the ``detrun[export]`` extra; ``format=torch_export`` writes a `torch.export`
-    program (``torch.export.load(path).module()(images, image_sizes)``).
+    program (``torch.export.load(path).module()(images, image_sizes)``). Returns the
+    `torch.export` program the file was made from.
     """
     fmt = str(OmegaConf.select(cfg, "format") or "onnx")
     if fmt not in FORMATS:
@@ -69,3 +70,4 @@ def run_export(cfg: DictConfig, run_dir: Path) -> None:
     }
     Path(f"{output}.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{type(model).__name__} exported ({fmt}, outputs {', '.join(names)}) to {output}")
+    return program
