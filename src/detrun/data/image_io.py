@@ -43,12 +43,18 @@ def read_image(file_name: str, image_format: str = "RGB", *, image_id=None) -> n
         raise DataError(f"{which} does not exist; check the data set's image folder (image_root)")
     try:
         with Image.open(file_name) as img:
-            img = ImageOps.exif_transpose(img)
-            arr = _decode(img, image_format, which)
+            return decode_image(img, image_format, which=which)
     except DataError:  # a refused mode, already explained (DataError is a ValueError)
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{which} can't be decoded ({type(exc).__name__}: {exc}); the file is corrupt or not an image") from exc
+
+
+def decode_image(img: Image.Image, image_format: str = "RGB", *, which: str = "the image") -> np.ndarray:
+    """The pixels of an opened PIL image as `read_image` returns a file's: uint8 [H, W, 3] (RGB
+    or BGR) or [H, W, 1] ("L"), EXIF orientation applied, modes converted or refused (DataError
+    naming `which`) as `read_image` describes."""
+    arr = _decode(ImageOps.exif_transpose(img), image_format, which)
     if image_format == "BGR":
         arr = arr[:, :, ::-1]
     return arr[:, :, None] if arr.ndim == 2 else arr

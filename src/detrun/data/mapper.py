@@ -19,7 +19,8 @@ class DatasetMapper:
 
     Returns ``{"image": uint8 Tensor[C, H, W] (after augmentation), "instances": Instances (training
     only), "sem_seg": int64 Tensor[H, W] (see `use_sem_seg`), "height", "width" (original size),
-    "image_id", "file_name"}``.
+    "image_id", "file_name"}``. A record with ``"image"`` (uint8 [H, W, C] in `image_format`) is
+    mapped from those pixels instead of its file.
 
     Args:
         is_train: keep annotations (crowd ones dropped) as ``instances``; at test time they are dropped.
@@ -58,8 +59,10 @@ class DatasetMapper:
     def __call__(self, record: dict, rng: np.random.Generator | None = None) -> dict:
         """Map `record`; `rng` drives the augmentations (a fresh unseeded one if None)."""
         rng = rng if rng is not None else np.random.default_rng()
-        image = read_image(record["file_name"], self.image_format, image_id=record.get("image_id"))
-        check_image_size(record, image)
+        image = record.get("image")  # pixels already decoded (in `image_format`), e.g. by `Predictor`
+        if image is None:
+            image = read_image(record["file_name"], self.image_format, image_id=record.get("image_id"))
+            check_image_size(record, image)
         original_size = image.shape[:2]
         sem_seg = None
         if self.use_sem_seg and record.get("sem_seg_file_name"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from detrun.data import DatasetCatalog, MetadataCatalog, read_image
@@ -39,22 +40,25 @@ def drawing_style(dataset_name: str | None) -> dict[str, Any]:
 
 def draw_outputs(inputs: list[dict], outputs: list[dict], style: dict[str, Any],
                  score_threshold: float = SCORE_THRESHOLD) -> list[Image.Image]:
-    """Each input's original image (read again from ``file_name``, RGB) with its outputs drawn:
-    the ``panoptic_seg`` if there is one (stuff tinted, things outlined and labelled), else the
-    ``sem_seg`` argmax tinted under the predicted ``instances`` scoring at least `score_threshold`."""
-    pictures = []
+    """Each input's original image (read again from ``file_name``, RGB) with its outputs drawn
+    (see `draw_output`)."""
+    return [draw_output(read_image(inp["file_name"], "RGB", image_id=inp.get("image_id")), out, style, score_threshold)
+            for inp, out in zip(inputs, outputs, strict=True)]
+
+
+def draw_output(image: np.ndarray, output: dict, style: dict[str, Any],
+                score_threshold: float = SCORE_THRESHOLD) -> Image.Image:
+    """An RGB uint8 image [H, W, 3] with one model output drawn: the ``panoptic_seg`` if there is
+    one (stuff tinted, things outlined and labelled), else the ``sem_seg`` argmax tinted under the
+    predicted ``instances`` scoring at least `score_threshold`; `style` from `drawing_style`."""
     things = {k: style[k] for k in ("class_names", "class_colors") if k in style}
     stuff = {k: style[k] for k in ("stuff_classes", "stuff_colors") if k in style}
-    for inp, out in zip(inputs, outputs, strict=True):
-        image = read_image(inp["file_name"], "RGB", image_id=inp.get("image_id"))
-        if "panoptic_seg" in out:
-            ids, segments = out["panoptic_seg"]
-            pictures.append(draw_panoptic(image, ids.cpu().numpy(), segments, **things, **stuff))
-            continue
-        if "sem_seg" in out:
-            image = draw_sem_seg(image, out["sem_seg"].argmax(dim=0).cpu().numpy(), **stuff)
-        if "instances" in out:
-            image = draw_predictions(image, out["instances"], score_threshold=score_threshold,
-                                     **{k: v for k, v in style.items() if k not in stuff})
-        pictures.append(image if isinstance(image, Image.Image) else Image.fromarray(image))
-    return pictures
+    if "panoptic_seg" in output:
+        ids, segments = output["panoptic_seg"]
+        return draw_panoptic(image, ids.cpu().numpy(), segments, **things, **stuff)
+    if "sem_seg" in output:
+        image = draw_sem_seg(image, output["sem_seg"].argmax(dim=0).cpu().numpy(), **stuff)
+    if "instances" in output:
+        image = draw_predictions(image, output["instances"], score_threshold=score_threshold,
+                                 **{k: v for k, v in style.items() if k not in stuff})
+    return image if isinstance(image, Image.Image) else Image.fromarray(image)
