@@ -26,7 +26,10 @@ def _start(tmp_path, *overrides, **env):
     cmd = [sys.executable, "-m", "detrun", f"recipe={recipe}", f"hydra.run.dir={tmp_path / 'run'}", *overrides]
     environment = {k: v for k, v in launch_env(OMP_NUM_THREADS="1").items() if k != "HYDRA_FULL_ERROR"}
     environment.update(env)
-    return subprocess.Popen(cmd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored, and children inherit
+    # that: restore the default so Ctrl-C reaches the child however the tests were started.
+    return subprocess.Popen(cmd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _run(tmp_path, *overrides, **env):
