@@ -234,18 +234,25 @@ def shapes_dataset(*, name: str = "shapes_train", num_images: int = SPLITS["shap
     under the name keeps ``MetadataCatalog.get(name)`` (used by the evaluator) in step with the data.
     A parameter given as None (an interpolation that found no value) is refused with what to set.
     """
-    given = dict(image_size=image_size, min_objects=min_objects, max_objects=max_objects, min_size=min_size,
-                 max_size=max_size, occlusion_prob=occlusion_prob, max_occluded_fraction=max_occluded_fraction)
+    given = generation_parameters(name, image_size=image_size, min_objects=min_objects, max_objects=max_objects,
+                                  min_size=min_size, max_size=max_size, occlusion_prob=occlusion_prob,
+                                  max_occluded_fraction=max_occluded_fraction)
+    register_shapes(name, num_images=num_images, seed=seed, **given, root=root, on_error=on_error)
+    return DatasetCatalog.get(name)
+
+
+def generation_parameters(name: str, **given) -> dict:
+    """The generation parameters `given` to a shapes recipe node of data set `name`, refusing any
+    that is None: the recipes' val set copies them from ``dataloader.train.dataset``
+    (recipes/common/data/shapes*.py), which finds none when the train set is no shapes set."""
     unset = [key for key, value in given.items() if value is None]
     if unset:
-        # The shapes recipes' val set copies these from dataloader.train.dataset (recipes/common/data/shapes.py).
         raise DataError(
             f"shapes data set '{name}' got no value for {', '.join(unset)}: in the shapes recipes the val set copies "
             "them from dataloader.train.dataset, which is no shapes set now. Evaluate on your own data: set "
             "dataloader.test.dataset=L(get_dataset)(names='MY_VAL') and evaluator.dataset_name='MY_VAL' next to "
-            "dataloader.train.dataset")
-    register_shapes(name, num_images=num_images, seed=seed, **given, root=root, on_error=on_error)
-    return DatasetCatalog.get(name)
+            "dataloader.train.dataset (each evaluator's, where there are several)")
+    return given
 
 
 def register_builtin_shapes() -> None:

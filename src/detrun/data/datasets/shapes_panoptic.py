@@ -32,7 +32,7 @@ from .coco_panoptic import attach_panoptic, id2rgb, panoptic_categories, semanti
 from .coco import load_coco_json
 from .mask_tracing import mask_to_polygons
 from .paths import datasets_root
-from .shapes import DEFAULTS, _params, ensure_generated
+from .shapes import DEFAULTS, _params, ensure_generated, generation_parameters
 from .shapes_render import CLASSES, render_image
 
 # Bump when the drawing changes what a (seed, parameters) pair produces, to invalidate caches.
@@ -263,13 +263,9 @@ def shapes_panoptic_dataset(*, name: str = "shapes_panoptic_train",
                             root: str | None = None, on_error: str = "raise") -> list[dict]:
     """Recipe node: register `name` as a panoptic shapes set with these parameters and return its
     records (see `shapes.shapes_dataset`, whose arguments these are)."""
-    given = dict(image_size=image_size, min_objects=min_objects, max_objects=max_objects, min_size=min_size,
-                 max_size=max_size, occlusion_prob=occlusion_prob, max_occluded_fraction=max_occluded_fraction)
-    unset = [key for key, value in given.items() if value is None]
-    if unset:
-        raise DataError(f"panoptic shapes data set '{name}' got no value for {', '.join(unset)}: the val set copies "
-                        "them from dataloader.train.dataset, which is no panoptic shapes set now; set "
-                        "dataloader.test.dataset and the evaluators' dataset_name to your own val set")
+    given = generation_parameters(name, image_size=image_size, min_objects=min_objects, max_objects=max_objects,
+                                  min_size=min_size, max_size=max_size, occlusion_prob=occlusion_prob,
+                                  max_occluded_fraction=max_occluded_fraction)
     register_shapes_panoptic(name, num_images=num_images, seed=seed, **given, root=root, on_error=on_error)
     return DatasetCatalog.get(name)
 
